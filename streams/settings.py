@@ -1,0 +1,191 @@
+"""Every setting of cityops, in one place, each with its environment variable.
+
+Settings come from the environment (prefix ``CITYOPS_``; nested fields use ``__``, for example
+``CITYOPS_TOPICS__SENSOR_READINGS``) or from a ``.env`` file in the working directory. ``cityops
+config`` prints the effective values with secrets masked.
+
+Examples
+--------
+>>> settings = Settings(broker_url="kafka://10.0.0.5:9092", topic_prefix="heyuan.")
+>>> settings.topic("sensor_readings")
+'heyuan.sensor.readings'
+>>> settings.embedded_broker
+False
+"""
+
+from __future__ import annotations
+
+import os
+from pathlib import Path
+from typing import Literal
+
+from pydantic import BaseModel, ConfigDict, Field, SecretStr, field_validator
+from pydantic_settings import BaseSettings, SettingsConfigDict
+
+__all__ = ["Settings", "TopicNames"]
+
+ENV_PREFIX = "CITYOPS_"
+
+
+def _xdg_dir(variable: str, fallback: str) -> Path:
+    base = os.environ.get(variable)
+    return (Path(base) if base else Path.home() / fallback) / "cityops"
+
+
+class TopicNames(BaseModel):
+    """Names of the topics that make up the cityops contract (see DESIGN.md, Data flow).
+
+    Each is overridable, e.g. ``CITYOPS_TOPICS__VIDEO_EVENTS=vision.events``; ``topic_prefix``
+    is put in front of all of them.
+    """
+
+    model_config = ConfigDict(use_attribute_docstrings=True)
+
+    sensor_readings: str = "sensor.readings"
+    """Raw IoT sensor readings, as devices send them. ``CITYOPS_TOPICS__SENSOR_READINGS``"""
+    video_events: str = "video.events"
+    """Raw AI video events (cameras, NVRs, analytics). ``CITYOPS_TOPICS__VIDEO_EVENTS``"""
+    devices_registry: str = "devices.registry"
+    """Compacted registry of devices, keyed by device id. ``CITYOPS_TOPICS__DEVICES_REGISTRY``"""
+    events_located: str = "events.located"
+    """Validated events with their grid location. ``CITYOPS_TOPICS__EVENTS_LOCATED``"""
+    events_deadletter: str = "events.deadletter"
+    """Input that could not be used, with the reason and the original bytes.
+    ``CITYOPS_TOPICS__EVENTS_DEADLETTER``"""
+    incidents_updates: str = "incidents.updates"
+    """Full incident state after every change. ``CITYOPS_TOPICS__INCIDENTS_UPDATES``"""
+    incident_commands: str = "incident.commands"
+    """Lifecycle commands from departments and screens. ``CITYOPS_TOPICS__INCIDENT_COMMANDS``"""
+    dispatch_orders: str = "dispatch.orders"
+    """Orders to departments, keyed by department. ``CITYOPS_TOPICS__DISPATCH_ORDERS``"""
+    screens_indicators: str = "screens.indicators"
+    """Indicator snapshots for command-centre screens. ``CITYOPS_TOPICS__SCREENS_INDICATORS``"""
+
+
+class Settings(BaseSettings):
+    """The effective configuration of one cityops process."""
+
+    model_config = SettingsConfigDict(
+        env_prefix=ENV_PREFIX,
+        env_nested_delimiter="__",
+        env_file=".env",
+        extra="ignore",
+        validate_default=True,
+        # The docstring under each field becomes its description (and its JSON Schema text).
+        use_attribute_docstrings=True,
+    )
+
+    # --- Kafka -----------------------------------------------------------------------------
+    broker_url: str | None = None
+    """Kafka bootstrap servers, ``kafka://host:port[;host:port]`` or ``host:port[,host:port]``.
+    Unset: cityops uses its embedded local broker (``cityops broker start``) on
+    ``local_broker_port``. ``CITYOPS_BROKER_URL``"""
+    security_protocol: Literal["PLAINTEXT", "SSL", "SASL_PLAINTEXT", "SASL_SSL"] = "PLAINTEXT"
+    """How to talk to a configured cluster. ``CITYOPS_SECURITY_PROTOCOL``"""
+    sasl_mechanism: Literal["PLAIN", "SCRAM-SHA-256", "SCRAM-SHA-512"] = "PLAIN"
+    """SASL mechanism when the protocol is SASL_*. ``CITYOPS_SASL_MECHANISM``"""
+    sasl_username: str | None = None
+    """SASL user name. ``CITYOPS_SASL_USERNAME``"""
+    sasl_password: SecretStr | None = None
+    """SASL password; never printed. ``CITYOPS_SASL_PASSWORD``"""
+    broker_connect_timeout_s: float = Field(default=10.0, gt=0)
+    """How long to wait for a configured broker to answer before giving up with an error.
+    ``CITYOPS_BROKER_CONNECT_TIMEOUT_S``"""
+
+    # --- topics ----------------------------------------------------------------------------
+    topics: TopicNames = TopicNames()
+    """Contract topic names (``CITYOPS_TOPICS__<NAME>``)."""
+    topic_prefix: str = ""
+    """Put in front of every contract topic name, e.g. ``heyuan.`` to share a cluster between
+    cities or to isolate a test run. ``CITYOPS_TOPIC_PREFIX``"""
+    topic_partitions: int = Field(default=8, ge=1, le=1024)
+    """Partitions of the topics cityops creates. 8 suits one or two workers on a local broker;
+    raise it to scale out (it caps the number of useful worker processes).
+    ``CITYOPS_TOPIC_PARTITIONS``"""
+    topic_replication_factor: int = Field(default=1, ge=1, le=7)
+    """Replication factor of the topics cityops creates; 1 suits the local broker only, use 3 on
+    a real cluster. ``CITYOPS_TOPIC_REPLICATION_FACTOR``"""
+
+    # --- worker ----------------------------------------------------------------------------
+    app_id: str = Field(default="cityops", pattern=r"^[A-Za-z0-9._-]{1,100}$")
+    """Faust application id: the consumer group and the prefix of internal topics. Workers with
+    the same id share the work. ``CITYOPS_APP_ID``"""
+    web_host: str = "127.0.0.1"
+    """Interface of the worker's web server (``/metrics``, health). ``CITYOPS_WEB_HOST``"""
+    web_port: int = Field(default=6066, ge=1, le=65535)
+    """Port of the worker's web server; each worker on a host needs its own.
+    ``CITYOPS_WEB_PORT``"""
+    store: Literal["rocksdb", "memory"] = "rocksdb"
+    """Table store: ``rocksdb`` keeps table state on disk and restarts fast; ``memory`` rebuilds
+    it from the changelog topics at start (tests). ``CITYOPS_STORE``"""
+    log_level: Literal["debug", "info", "warning", "error"] = "info"
+    """Log level of cityops processes. ``CITYOPS_LOG_LEVEL``"""
+
+    # --- local files -----------------------------------------------------------------------
+    data_dir: Path = Field(default_factory=lambda: _xdg_dir("XDG_STATE_HOME", ".local/state"))
+    """Disposable local state: the local broker's log and data, worker table stores.
+    ``CITYOPS_DATA_DIR``"""
+    cache_dir: Path = Field(default_factory=lambda: _xdg_dir("XDG_CACHE_HOME", ".cache"))
+    """Per-user download cache (the local broker's jars), shared by all data dirs.
+    ``CITYOPS_CACHE_DIR``"""
+
+    # --- embedded local broker -------------------------------------------------------------
+    local_broker_port: int = Field(default=9092, ge=1, le=65535)
+    """Client port of the local broker, on 127.0.0.1. ``CITYOPS_LOCAL_BROKER_PORT``"""
+    local_controller_port: int = Field(default=9093, ge=1, le=65535)
+    """KRaft controller port of the local broker, on 127.0.0.1.
+    ``CITYOPS_LOCAL_CONTROLLER_PORT``"""
+    local_broker_heap_mb: int = Field(default=512, ge=128, le=512)
+    """Maximum JVM heap of the local broker; 512 MB carries a city's load with room to spare.
+    ``CITYOPS_LOCAL_BROKER_HEAP_MB``"""
+    local_broker_start_timeout_s: float = Field(default=120.0, gt=0)
+    """How long ``cityops broker start`` waits for the broker to accept topics (the first start
+    also downloads the jars). ``CITYOPS_LOCAL_BROKER_START_TIMEOUT_S``"""
+
+    @field_validator("broker_url")
+    @classmethod
+    def _blank_is_unset(cls, value: str | None) -> str | None:
+        return value.strip() or None if value is not None else None
+
+    @property
+    def embedded_broker(self) -> bool:
+        """True when no broker is configured and the local broker is to be used."""
+        return self.broker_url is None
+
+    @property
+    def bootstrap_servers(self) -> list[str]:
+        """The broker addresses as ``host:port`` strings."""
+        if self.broker_url is None:
+            return [f"127.0.0.1:{self.local_broker_port}"]
+        url = self.broker_url.removeprefix("kafka://")
+        return [part.strip() for part in url.replace(";", ",").split(",") if part.strip()]
+
+    @property
+    def faust_broker_url(self) -> str:
+        """The broker addresses in Faust's URL form."""
+        return "kafka://" + ";".join(self.bootstrap_servers)
+
+    def topic(self, name: str) -> str:
+        """Return the full name of contract topic ``name`` (a field of :class:`TopicNames`)."""
+        return self.topic_prefix + str(getattr(self.topics, name))
+
+    def all_topics(self) -> list[str]:
+        """Return the full names of all contract topics."""
+        return [self.topic(name) for name in TopicNames.model_fields]
+
+    def masked(self) -> dict[str, str]:
+        """Return every setting as ``{ENV_VAR: value}`` with secrets masked, for display."""
+        out: dict[str, str] = {}
+        for name, value in self.model_dump().items():
+            if name == "topics":
+                for topic_name, topic in value.items():
+                    out[f"{ENV_PREFIX}TOPICS__{topic_name.upper()}"] = str(topic)
+                continue
+            if isinstance(getattr(self, name), SecretStr):
+                shown = "**********"
+            elif value is None:
+                shown = ""
+            else:
+                shown = str(value)
+            out[f"{ENV_PREFIX}{name.upper()}"] = shown
+        return out

@@ -1,0 +1,106 @@
+"""Running cityops processes: a worker, and the whole product (``cityops run``)."""
+
+from __future__ import annotations
+
+import contextlib
+import logging
+import signal
+import subprocess
+import sys
+from types import FrameType
+
+from streams.broker import LocalBroker
+from streams.exceptions import BrokerUnreachableError, PortInUseError
+from streams.ports import describe_listener, port_is_free
+from streams.settings import Settings
+from streams.topics import check_reachable
+
+__all__ = ["preflight", "run_product", "run_worker"]
+
+log = logging.getLogger(__name__)
+
+# A Faust worker commits offsets and flushes tables when it stops; give it time before killing.
+_WORKER_STOP_TIMEOUT_S = 60.0
+
+
+def preflight(settings: Settings) -> None:
+    """Check what a worker needs before it starts, failing with a clear error.
+
+    Raises
+    ------
+    BrokerUnreachableError
+        The configured broker does not answer, or no broker is configured and the local one
+        is not running.
+    PortInUseError
+        The worker's web port is taken.
+    """
+    if settings.embedded_broker and not LocalBroker(settings).status().running:
+        raise BrokerUnreachableError(
+            "no broker is configured (CITYOPS_BROKER_URL) and the local broker is not running;"
+            " start it with 'cityops broker start' or run everything with 'cityops run'"
+        )
+    check_reachable(settings)
+    if not port_is_free(settings.web_port, settings.web_host):
+        raise PortInUseError(
+            f"the worker's web port {settings.web_port} is in use by "
+            f"{describe_listener(settings.web_port)}; set CITYOPS_WEB_PORT"
+        )
+
+
+def run_worker(settings: Settings) -> None:
+    """Check the environment, then run the Faust worker until it is stopped (never returns)."""
+    preflight(settings)
+    import faust  # noqa: PLC0415 - Faust's import is slow; errors above should not wait on it
+
+    from streams.app import create_app  # noqa: PLC0415
+
+    worker = faust.Worker(create_app(settings), loglevel=settings.log_level)
+    worker.execute_from_commandline()
+
+
+def run_product(settings: Settings) -> int:
+    """Run the product: the local broker (when none is configured) and a worker.
+
+    Stops on Ctrl-C or SIGTERM: the worker first (it commits and flushes), then the broker if
+    this call started it. Returns the worker's exit code.
+    """
+    broker = LocalBroker(settings) if settings.embedded_broker else None
+    started_broker = False
+    if broker is not None:
+        started_broker = not broker.status().running
+        print(broker.start().describe(), flush=True)
+    else:
+        check_reachable(settings)
+    stop_requested = False
+
+    def request_stop(signum: int, frame: FrameType | None) -> None:
+        nonlocal stop_requested
+        stop_requested = True
+
+    previous = {sig: signal.signal(sig, request_stop) for sig in (signal.SIGINT, signal.SIGTERM)}
+    # Its own session: a terminal's Ctrl-C reaches only this process, which stops the worker
+    # once, in order, instead of the worker and the broker racing each other.
+    worker = subprocess.Popen(
+        [sys.executable, "-m", "streams.cli", "worker"], start_new_session=True
+    )
+    try:
+        while worker.poll() is None and not stop_requested:
+            with contextlib.suppress(subprocess.TimeoutExpired):
+                worker.wait(timeout=0.2)
+        if worker.poll() is None:
+            print("stopping the worker …", flush=True)
+            worker.send_signal(signal.SIGTERM)
+            try:
+                worker.wait(timeout=_WORKER_STOP_TIMEOUT_S)
+            except subprocess.TimeoutExpired:
+                worker.kill()
+                worker.wait()
+    finally:
+        for sig, handler in previous.items():
+            signal.signal(sig, handler)
+        if broker is not None and started_broker:
+            print("stopping the local broker …", flush=True)
+            broker.stop()
+        elif broker is not None:
+            print("the local broker was running before 'cityops run'; it keeps running", flush=True)
+    return 0 if stop_requested and worker.returncode in (0, -signal.SIGTERM) else worker.returncode

@@ -1,0 +1,108 @@
+"""Running the real ``cityops`` command and reading and writing the real broker in tests."""
+
+from __future__ import annotations
+
+import signal
+import subprocess
+import sys
+import time
+from collections.abc import Iterable, Sequence
+from pathlib import Path
+from typing import IO
+
+from kafka import KafkaConsumer, KafkaProducer, TopicPartition
+from kafka.admin import KafkaAdminClient
+
+# The console script installed next to this interpreter, as a user runs it.
+CITYOPS = str(Path(sys.executable).with_name("cityops"))
+
+
+def run_cli(
+    args: Sequence[str], env: dict[str, str], timeout: float = 120.0
+) -> subprocess.CompletedProcess[str]:
+    """Run ``cityops ARGS`` to completion and capture its output."""
+    return subprocess.run(
+        [CITYOPS, *args], env=env, capture_output=True, text=True, timeout=timeout, check=False
+    )
+
+
+def start_cli(args: Sequence[str], env: dict[str, str], log: IO[bytes]) -> subprocess.Popen[bytes]:
+    """Start ``cityops ARGS`` in the background with its output going to ``log``."""
+    return subprocess.Popen(
+        [CITYOPS, *args], env=env, stdout=log, stderr=subprocess.STDOUT, stdin=subprocess.DEVNULL
+    )
+
+
+def stop(process: subprocess.Popen[bytes], sig: int = signal.SIGINT, timeout: float = 90.0) -> int:
+    """Send ``sig`` and return the exit code; kill and fail if it does not stop in time."""
+    process.send_signal(sig)
+    try:
+        return process.wait(timeout=timeout)
+    except subprocess.TimeoutExpired:
+        process.kill()
+        process.wait()
+        raise AssertionError(f"process did not stop within {timeout} s of signal {sig}") from None
+
+
+def wait_for_topics(bootstrap: str, names: Iterable[str], timeout: float = 90.0) -> None:
+    """Wait until every topic in ``names`` exists on the broker."""
+    wanted = set(names)
+    admin = KafkaAdminClient(bootstrap_servers=bootstrap)
+    try:
+        deadline = time.monotonic() + timeout
+        while time.monotonic() < deadline:
+            if wanted <= set(admin.list_topics()):
+                return
+            time.sleep(0.2)
+    finally:
+        admin.close()
+    raise AssertionError(f"topics {sorted(wanted)} did not appear within {timeout} s")
+
+
+def produce(bootstrap: str, topic: str, records: Iterable[tuple[bytes, bytes]]) -> None:
+    """Send ``(key, value)`` records and wait until the broker has them all."""
+    producer = KafkaProducer(bootstrap_servers=bootstrap, acks="all")
+    try:
+        for key, value in records:
+            producer.send(topic, key=key, value=value)
+        producer.flush()
+    finally:
+        producer.close()
+
+
+def consume(
+    bootstrap: str, topic: str, expected: int, timeout: float = 90.0
+) -> list[tuple[bytes, bytes]]:
+    """Read ``topic`` from the beginning until ``expected`` records arrived or time ran out."""
+    consumer = KafkaConsumer(bootstrap_servers=bootstrap, enable_auto_commit=False)
+    try:
+        partitions = consumer.partitions_for_topic(topic) or set()
+        consumer.assign([TopicPartition(topic, partition) for partition in partitions])
+        consumer.seek_to_beginning()
+        records: list[tuple[bytes, bytes]] = []
+        deadline = time.monotonic() + timeout
+        while len(records) < expected and time.monotonic() < deadline:
+            for batch in consumer.poll(timeout_ms=500).values():
+                records.extend((message.key, message.value) for message in batch)
+        return records
+    finally:
+        consumer.close()
+
+
+def one_line_error(result: subprocess.CompletedProcess[str]) -> str:
+    """Assert that a failed command printed exactly one ``cityops: error:`` line; return it."""
+    assert result.returncode != 0, result
+    lines = result.stderr.strip().splitlines()
+    assert len(lines) == 1, result.stderr
+    assert lines[0].startswith("cityops: error: "), result.stderr
+    assert "Traceback" not in result.stderr + result.stdout
+    return lines[0]
+
+
+def process_gone(pid: int) -> bool:
+    """True when ``pid`` no longer runs (absent, or a zombie waiting to be reaped)."""
+    try:
+        stat = Path(f"/proc/{pid}/stat").read_text()
+    except OSError:
+        return True
+    return stat.rsplit(")", 1)[1].split()[0] == "Z"

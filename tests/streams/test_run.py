@@ -1,0 +1,56 @@
+"""``cityops run``: the product on its embedded default, stopped by Ctrl-C."""
+
+from __future__ import annotations
+
+import json
+import signal
+import time
+from pathlib import Path
+
+import pytest
+
+from streams.ports import port_is_free
+from tests.conftest import free_port
+from tests.helpers import consume, process_gone, produce, start_cli, stop, wait_for_topics
+
+pytestmark = pytest.mark.integration
+
+
+def test_run_starts_broker_and_worker_and_ctrl_c_stops_both(
+    kafka_bootstrap: str,  # the session broker proves Java, Maven and the jars are there
+    isolated_env: dict[str, str],
+    tmp_path: Path,
+) -> None:
+    port, controller = free_port(), free_port()
+    env = {
+        **isolated_env,
+        "CITYOPS_LOCAL_BROKER_PORT": str(port),
+        "CITYOPS_LOCAL_CONTROLLER_PORT": str(controller),
+    }
+    bootstrap = f"127.0.0.1:{port}"
+    prefix = env["CITYOPS_TOPIC_PREFIX"]
+    pid_file = Path(env["CITYOPS_DATA_DIR"]) / "broker" / "broker.pid"
+    log_path = tmp_path / "run.log"
+    with log_path.open("wb") as log:
+        run = start_cli(["run"], env, log)
+        try:
+            deadline = time.monotonic() + 120
+            while not pid_file.exists() and time.monotonic() < deadline:
+                assert run.poll() is None, log_path.read_text()
+                time.sleep(0.2)
+            broker_pid = json.loads(pid_file.read_text())["pid"]
+            wait_for_topics(bootstrap, [f"{prefix}sensor.readings", f"{prefix}events.located"])
+            produce(bootstrap, f"{prefix}sensor.readings", [(b"d1", b"reading")])
+            assert consume(bootstrap, f"{prefix}events.located", expected=1) == [
+                (b"d1", b"reading")
+            ]
+        finally:
+            code = stop(run, signal.SIGINT, timeout=120)
+    output = log_path.read_text()
+    assert code == 0, output[-3000:]
+    assert "stopping the worker" in output
+    assert "stopping the local broker" in output
+    assert process_gone(broker_pid)
+    assert not pid_file.exists()
+    assert port_is_free(port)
+    assert port_is_free(controller)
