@@ -6,7 +6,7 @@ STAMP := $(VENV)/.installed-stamp
 
 .DEFAULT_GOAL := help
 .PHONY: help run test install system-deps lint format typecheck unit integration lock \
-        broker-start broker-stop broker-status clean
+        broker-start broker-stop broker-status bench-broker clean
 
 help: ## list the commands
 	@grep -hE '^[a-z-]+:.*## ' $(MAKEFILE_LIST) | awk -F':.*## ' '{printf "  make %-14s %s\n", $$1, $$2}'
@@ -58,6 +58,9 @@ lock: ## re-resolve constraints.txt from pyproject.toml's ranges
 	.lock-venv/bin/pip install --quiet --disable-pip-version-check '.[dev]'
 	.lock-venv/bin/pip freeze --exclude cityops | sed '/^-e /d' > constraints.txt
 	rm -rf .lock-venv build
+
+bench-broker: install ## measure the local broker: start/stop time and memory (JSON in bench-results/)
+	$(BIN)/python -m streams.broker.bench
 
 broker-start: install ## start the local Kafka broker
 	$(BIN)/cityops broker start

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import contextlib
+import ctypes
 import logging
 import signal
 import subprocess
@@ -58,17 +59,31 @@ def run_worker(settings: Settings) -> None:
     worker.execute_from_commandline()
 
 
+def _stop_with_parent() -> None:
+    """In the worker child: get SIGTERM if ``cityops run`` dies without stopping it (Linux)."""
+    with contextlib.suppress(OSError, AttributeError):
+        libc = ctypes.CDLL(None, use_errno=True)
+        pr_set_pdeathsig = 1
+        libc.prctl(pr_set_pdeathsig, signal.SIGTERM)
+
+
+def _say(message: str) -> None:
+    """Tell the person at the terminal; never fail over it (stdout may be a closed pipe)."""
+    with contextlib.suppress(OSError):
+        print(message, flush=True)
+
+
 def run_product(settings: Settings) -> int:
     """Run the product: the local broker (when none is configured) and a worker.
 
-    Stops on Ctrl-C or SIGTERM: the worker first (it commits and flushes), then the broker if
-    this call started it. Returns the worker's exit code.
+    Stops on Ctrl-C, SIGTERM or SIGHUP: the worker first (it commits and flushes), then the
+    broker if this call started it. Returns the worker's exit code.
     """
     broker = LocalBroker(settings) if settings.embedded_broker else None
     started_broker = False
     if broker is not None:
         started_broker = not broker.status().running
-        print(broker.start().describe(), flush=True)
+        _say(broker.start().describe())
     else:
         check_reachable(settings)
     stop_requested = False
@@ -77,18 +92,22 @@ def run_product(settings: Settings) -> int:
         nonlocal stop_requested
         stop_requested = True
 
-    previous = {sig: signal.signal(sig, request_stop) for sig in (signal.SIGINT, signal.SIGTERM)}
+    # SIGHUP too: closing the terminal should stop the product as cleanly as Ctrl-C.
+    stop_signals = (signal.SIGINT, signal.SIGTERM, signal.SIGHUP)
+    previous = {sig: signal.signal(sig, request_stop) for sig in stop_signals}
     # Its own session: a terminal's Ctrl-C reaches only this process, which stops the worker
     # once, in order, instead of the worker and the broker racing each other.
     worker = subprocess.Popen(
-        [sys.executable, "-m", "streams.cli", "worker"], start_new_session=True
+        [sys.executable, "-m", "streams.cli", "worker"],
+        start_new_session=True,
+        preexec_fn=_stop_with_parent,  # noqa: PLW1509 - set before any thread is started
     )
     try:
         while worker.poll() is None and not stop_requested:
             with contextlib.suppress(subprocess.TimeoutExpired):
                 worker.wait(timeout=0.2)
         if worker.poll() is None:
-            print("stopping the worker …", flush=True)
+            _say("stopping the worker …")
             worker.send_signal(signal.SIGTERM)
             try:
                 worker.wait(timeout=_WORKER_STOP_TIMEOUT_S)
@@ -98,9 +117,12 @@ def run_product(settings: Settings) -> int:
     finally:
         for sig, handler in previous.items():
             signal.signal(sig, handler)
+        if worker.poll() is None:  # an error above left it running
+            worker.kill()
+            worker.wait()
         if broker is not None and started_broker:
-            print("stopping the local broker …", flush=True)
+            _say("stopping the local broker …")
             broker.stop()
         elif broker is not None:
-            print("the local broker was running before 'cityops run'; it keeps running", flush=True)
+            _say("the local broker was running before 'cityops run'; it keeps running")
     return 0 if stop_requested and worker.returncode in (0, -signal.SIGTERM) else worker.returncode
