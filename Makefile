@@ -6,7 +6,7 @@ STAMP := $(VENV)/.installed-stamp
 
 .DEFAULT_GOAL := help
 .PHONY: help run test install system-deps lint format typecheck unit integration lock \
-        broker-start broker-stop broker-status bench-broker clean
+        broker-start broker-stop broker-status bench-broker bench-geo geo-generate clean
 
 help: ## list the commands
 	@grep -hE '^[a-z-]+:.*## ' $(MAKEFILE_LIST) | awk -F':.*## ' '{printf "  make %-14s %s\n", $$1, $$2}'
@@ -61,6 +61,12 @@ lock: ## re-resolve constraints.txt from pyproject.toml's ranges
 
 bench-broker: install ## measure the local broker: start/stop time and memory (JSON in bench-results/)
 	$(BIN)/python -m streams.broker.bench
+
+bench-geo: install ## measure the grid locator: points/s batched and single, build time, memory
+	$(BIN)/python -m geo.bench
+
+geo-generate: install ## regenerate Heyuan's generated grid (fixed seed; output is committed)
+	$(BIN)/python -m geo.generate
 
 broker-start: install ## start the local Kafka broker
 	$(BIN)/cityops broker start
