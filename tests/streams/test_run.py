@@ -54,3 +54,23 @@ def test_run_starts_broker_and_worker_and_ctrl_c_stops_both(
     assert not pid_file.exists()
     assert port_is_free(port)
     assert port_is_free(controller)
+
+
+def test_run_with_a_configured_broker_starts_no_local_broker(
+    broker_env: dict[str, str], kafka_bootstrap: str, tmp_path: Path
+) -> None:
+    prefix = broker_env["CITYOPS_TOPIC_PREFIX"]
+    log_path = tmp_path / "run.log"
+    with log_path.open("wb") as log:
+        run = start_cli(["run"], broker_env, log)
+        try:
+            wait_for_topics(kafka_bootstrap, [f"{prefix}sensor.readings"])
+            produce(kafka_bootstrap, f"{prefix}sensor.readings", [(b"d2", b"via cluster")])
+            relayed = consume(kafka_bootstrap, f"{prefix}events.located", expected=1)
+        finally:
+            code = stop(run, signal.SIGINT, timeout=120)
+    output = log_path.read_text()
+    assert relayed == [(b"d2", b"via cluster")]
+    assert code == 0, output[-3000:]
+    assert not (Path(broker_env["CITYOPS_DATA_DIR"]) / "broker").exists()
+    assert "local broker" not in output
