@@ -160,6 +160,21 @@ def _inverse_array(lon: FloatArray, lat: FloatArray) -> tuple[FloatArray, FloatA
     return wlon, wlat
 
 
+def _apply(
+    scalar: Callable[[float, float], tuple[float, float]],
+    array: Callable[[FloatArray, FloatArray], tuple[FloatArray, FloatArray]],
+    lon: ArrayLike | float,
+    lat: ArrayLike | float,
+) -> tuple[float, float] | tuple[FloatArray, FloatArray]:
+    """Floats in, floats out (the fast single-point path); anything else as broadcast arrays."""
+    if isinstance(lon, float | int) and isinstance(lat, float | int):
+        return scalar(float(lon), float(lat))
+    lon_a, lat_a = np.broadcast_arrays(
+        np.asarray(lon, dtype=np.float64), np.asarray(lat, dtype=np.float64)
+    )
+    return array(lon_a, lat_a)
+
+
 @overload
 def wgs84_to_gcj02(lon: float, lat: float) -> tuple[float, float]: ...
 @overload
@@ -194,12 +209,7 @@ def wgs84_to_gcj02(
     >>> lons.round(6).tolist(), lats.round(6).tolist()
     ([113.917176, 2.35], [22.540796, 48.85])
     """
-    if isinstance(lon, float | int) and isinstance(lat, float | int):
-        return _forward_scalar(float(lon), float(lat))
-    lon_a, lat_a = np.broadcast_arrays(
-        np.asarray(lon, dtype=np.float64), np.asarray(lat, dtype=np.float64)
-    )
-    return _forward_array(lon_a, lat_a)
+    return _apply(_forward_scalar, _forward_array, lon, lat)
 
 
 @overload
@@ -230,12 +240,7 @@ def gcj02_to_wgs84(
     >>> round(lon, 7), round(lat, 7)
     (121.5272106, 31.1774276)
     """
-    if isinstance(lon, float | int) and isinstance(lat, float | int):
-        return _inverse_scalar(float(lon), float(lat))
-    lon_a, lat_a = np.broadcast_arrays(
-        np.asarray(lon, dtype=np.float64), np.asarray(lat, dtype=np.float64)
-    )
-    return _inverse_array(lon_a, lat_a)
+    return _apply(_inverse_scalar, _inverse_array, lon, lat)
 
 
 @overload
