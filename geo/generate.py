@@ -28,7 +28,7 @@ import argparse
 import csv
 import math
 import sys
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -164,27 +164,54 @@ def _seed_of(zones: Sequence[Zone], count: int) -> NDArray[np.float64]:
     return seeds
 
 
-def _split_towns(
-    counties: Sequence[_Row], county_polygons: Sequence[BaseGeometry], towns: Sequence[_Row]
+def _split(
+    parents: Sequence[_Row],
+    parent_polygons: Sequence[BaseGeometry],
+    children: Sequence[_Row],
+    *,
+    in_core: Callable[[str], bool],
+    core_km2: float,
+    centre_of: Callable[[int, _Row], tuple[float, float] | None],
 ) -> tuple[list[BaseGeometry], NDArray[np.float64]]:
+    """Partition each parent among its children, packing the ``in_core`` ones round a centre.
+
+    Towns: a county's streets (街道) round its urban centre. Villages: a town's communities
+    (社区) round the town's seed, except in streets, which are urban throughout.
+    """
+    by_parent: dict[str, list[int]] = {}
+    for i, child in enumerate(children):
+        by_parent.setdefault(child.parent, []).append(i)
     zones: list[Zone] = []
-    for number, county in enumerate(counties):
-        members = [i for i, town in enumerate(towns) if town.parent == county.code]
-        streets = [i for i in members if _is_street(towns[i].code)]
-        others = [i for i in members if not _is_street(towns[i].code)]
-        centre = _URBAN_CENTRES.get(county.code)
-        rng = _rng(county.code)
-        core = _core(centre, _STREET_KM2 * len(streets), rng) if centre and streets else None
+    for number, parent in enumerate(parents):
+        members = by_parent[parent.code]
+        core_children = [i for i in members if in_core(children[i].code)]
+        others = [i for i in members if not in_core(children[i].code)]
+        rng = _rng(parent.code)
+        centre = centre_of(number, parent) if core_children else None
+        core = _core(centre, core_km2 * len(core_children), rng) if centre else None
         zones += _zones_with_core(
             number,
-            county_polygons[number],
-            core_children=streets,
+            parent_polygons[number],
+            core_children=core_children,
             other_children=others,
             core=core,
             rng=rng,
         )
-    polygons = partition(county_polygons, zones, len(towns), _GRID)
-    return polygons, _seed_of(zones, len(towns))
+    polygons = partition(parent_polygons, zones, len(children), _GRID)
+    return polygons, _seed_of(zones, len(children))
+
+
+def _split_towns(
+    counties: Sequence[_Row], county_polygons: Sequence[BaseGeometry], towns: Sequence[_Row]
+) -> tuple[list[BaseGeometry], NDArray[np.float64]]:
+    return _split(
+        counties,
+        county_polygons,
+        towns,
+        in_core=_is_street,
+        core_km2=_STREET_KM2,
+        centre_of=lambda _, county: _URBAN_CENTRES.get(county.code),
+    )
 
 
 def _split_villages(
@@ -193,29 +220,19 @@ def _split_villages(
     town_seeds: NDArray[np.float64],
     villages: Sequence[_Row],
 ) -> tuple[list[BaseGeometry], NDArray[np.float64]]:
-    zones: list[Zone] = []
-    by_town: dict[str, list[int]] = {}
-    for i, village in enumerate(villages):
-        by_town.setdefault(village.parent, []).append(i)
-    for number, town in enumerate(towns):
-        members = by_town[town.code]
-        communities = [i for i in members if _is_community(villages[i].code)]
-        others = [i for i in members if not _is_community(villages[i].code)]
-        rng = _rng(town.code)
-        core = None
-        if not _is_street(town.code) and communities:
-            centre = (float(town_seeds[number, 0]), float(town_seeds[number, 1]))
-            core = _core(centre, _COMMUNITY_KM2 * len(communities), rng)
-        zones += _zones_with_core(
-            number,
-            town_polygons[number],
-            core_children=communities,
-            other_children=others,
-            core=core,
-            rng=rng,
-        )
-    polygons = partition(town_polygons, zones, len(villages), _GRID)
-    return polygons, _seed_of(zones, len(villages))
+    def seed_unless_street(number: int, town: _Row) -> tuple[float, float] | None:
+        if _is_street(town.code):
+            return None
+        return float(town_seeds[number, 0]), float(town_seeds[number, 1])
+
+    return _split(
+        towns,
+        town_polygons,
+        villages,
+        in_core=_is_community,
+        core_km2=_COMMUNITY_KM2,
+        centre_of=seed_unless_street,
+    )
 
 
 def _cell_km2(village: _Row) -> float:
