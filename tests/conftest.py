@@ -9,10 +9,12 @@ failure, as is any broker that cannot start.
 from __future__ import annotations
 
 import os
+import shutil
 import socket
 import uuid
 from collections.abc import Iterator
 from pathlib import Path
+from typing import NoReturn
 
 import pytest
 
@@ -27,6 +29,29 @@ _EXTERNAL_BROKER = os.environ.get("CITYOPS_BROKER_URL") or None
 for _name in [name for name in os.environ if name.startswith("CITYOPS_")]:
     del os.environ[_name]
 IN_CI = os.environ.get("CI", "").lower() == "true"
+
+
+def missing(what: str) -> NoReturn:
+    """Skip a test whose prerequisite is missing locally; fail it in CI, which must have it."""
+    if IN_CI:
+        pytest.fail(f"{what} (CI=true: a missing prerequisite is a failure, not a skip)")
+    pytest.skip(what)
+
+
+_SKIPPED_IN_CI: list[str] = []
+
+
+def pytest_runtest_logreport(report: pytest.TestReport) -> None:
+    """In CI, remember every skip, whatever its cause."""
+    if IN_CI and report.skipped and not hasattr(report, "wasxfail"):
+        _SKIPPED_IN_CI.append(report.nodeid)
+
+
+def pytest_sessionfinish(session: pytest.Session, exitstatus: int) -> None:
+    """In CI, a run that skipped anything has not tested everything: fail it."""
+    if _SKIPPED_IN_CI and exitstatus == pytest.ExitCode.OK:
+        session.exitstatus = pytest.ExitCode.TESTS_FAILED
+        print(f"\nCI=true: {len(_SKIPPED_IN_CI)} skipped test(s) fail the run:", *_SKIPPED_IN_CI)
 
 
 def free_port() -> int:
@@ -53,13 +78,20 @@ def kafka_bootstrap(tmp_path_factory: pytest.TempPathFactory) -> Iterator[str]:
     try:
         broker.start()
     except CityOpsError as exc:
-        if IN_CI:
-            pytest.fail(f"the Kafka broker could not start (CI=true): {exc}")
-        pytest.skip(f"no Kafka broker: {exc}")
+        missing(f"the Kafka broker could not start: {exc}")
     try:
         yield settings.bootstrap_servers[0]
     finally:
         broker.stop()
+
+
+@pytest.fixture(scope="session")
+def java() -> str:
+    """Path of the ``java`` the local broker runs on."""
+    path = shutil.which("java")
+    if path is None:
+        missing("no Java runtime on PATH")
+    return path
 
 
 @pytest.fixture

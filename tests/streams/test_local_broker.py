@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import json
 import os
-import shutil
 import socket
 import subprocess
 import time
@@ -103,27 +102,25 @@ def test_missing_java_is_named(tmp_path: Path, isolated_env: dict[str, str]) -> 
     assert "Java 17+ is not on PATH" in line
 
 
-@pytest.mark.skipif(shutil.which("java") is None, reason="needs a Java runtime")
 def test_missing_maven_is_named_when_jars_are_not_cached(
-    tmp_path: Path, isolated_env: dict[str, str]
+    java: str, tmp_path: Path, isolated_env: dict[str, str]
 ) -> None:
     env = {
         **isolated_env,
-        "PATH": _bin_with(tmp_path, java=str(shutil.which("java"))),
+        "PATH": _bin_with(tmp_path, java=java),
         "CITYOPS_CACHE_DIR": str(tmp_path / "empty-cache"),
     }
     line = one_line_error(run_cli(["broker", "start"], env))
     assert "Maven ('mvn') is not on PATH" in line
 
 
-@pytest.mark.skipif(shutil.which("java") is None, reason="needs a Java runtime")
 def test_failed_download_shows_mavens_last_words(
-    tmp_path: Path, isolated_env: dict[str, str]
+    java: str, tmp_path: Path, isolated_env: dict[str, str]
 ) -> None:
     failing_mvn = "#!/bin/sh\necho '[ERROR] Could not transfer artifact kafka_2.13'\nexit 1\n"
     env = {
         **isolated_env,
-        "PATH": _bin_with(tmp_path, java=str(shutil.which("java")), mvn=failing_mvn),
+        "PATH": _bin_with(tmp_path, java=java, mvn=failing_mvn),
         "CITYOPS_CACHE_DIR": str(tmp_path / "empty-cache"),
     }
     result = run_cli(["broker", "start"], env)
