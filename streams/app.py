@@ -1,11 +1,13 @@
 """The cityops Faust application.
 
 ``create_app`` builds the app from :class:`~streams.settings.Settings` and registers the agents.
-The module-level ``app`` lets Faust's own command line run it too::
+The module attribute ``app`` lets Faust's own command line run it too::
 
     faust -A streams.app worker -l info
 
-which is what ``cityops worker`` does after checking the broker and the web port.
+which is what ``cityops worker`` does after checking the broker and the web port. ``app`` is
+built on first access, from the environment, so importing this module for ``create_app`` builds
+no app and creates no directory.
 """
 
 from __future__ import annotations
@@ -21,6 +23,8 @@ from streams.settings import Settings
 from streams.topics import ensure_topics
 
 __all__ = ["CityOpsApp", "app", "create_app"]
+
+app: CityOpsApp  # built on first access, see __getattr__ below
 
 
 class CityOpsApp(faust.App):
@@ -86,4 +90,9 @@ def _credentials(settings: Settings) -> faust.types.auth.CredentialsT | None:
     return None
 
 
-app = create_app()
+def __getattr__(name: str) -> CityOpsApp:
+    # PEP 562: Faust's ``-A streams.app`` looks ``app`` up as a module attribute.
+    if name == "app":
+        globals()["app"] = built = create_app()
+        return built
+    raise AttributeError(f"module {__name__!r} has no attribute {name!r}")

@@ -16,7 +16,6 @@ from pydantic import ValidationError
 
 from schemas.exceptions import CityOpsError
 from streams.broker import LocalBroker
-from streams.exceptions import BrokerStartError
 from streams.settings import Settings
 
 __all__ = ["main"]
@@ -67,9 +66,6 @@ def main(argv: list[str] | None = None) -> int:
         where = ".".join(str(part) for part in first["loc"])
         print(f"cityops: error: invalid setting {where}: {first['msg']}", file=sys.stderr)
         return EXIT_USAGE
-    except BrokerStartError as exc:
-        print(f"cityops: error: {exc}", file=sys.stderr)
-        return EXIT_FAILED
     except CityOpsError as exc:
         print(f"cityops: error: {exc}", file=sys.stderr)
         return EXIT_FAILED

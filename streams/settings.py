@@ -145,7 +145,9 @@ class Settings(BaseSettings):
     @field_validator("broker_url")
     @classmethod
     def _blank_is_unset(cls, value: str | None) -> str | None:
-        return value.strip() or None if value is not None else None
+        if value is None or not value.strip():
+            return None
+        return value.strip()
 
     @property
     def embedded_broker(self) -> bool:

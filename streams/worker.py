@@ -125,4 +125,5 @@ def run_product(settings: Settings) -> int:
             broker.stop()
         elif broker is not None:
             _say("the local broker was running before 'cityops run'; it keeps running")
-    return 0 if stop_requested and worker.returncode in (0, -signal.SIGTERM) else worker.returncode
+    # A worker killed by a signal reports it the way a shell does (128 + signal number).
+    return worker.returncode if worker.returncode >= 0 else 128 - worker.returncode

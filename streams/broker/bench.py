@@ -19,7 +19,7 @@ import time
 from pathlib import Path
 
 from streams.broker.jars import kafka_version, resolve_jars
-from streams.broker.local import LocalBroker, _rss_bytes
+from streams.broker.local import LocalBroker
 from streams.settings import Settings
 
 # RSS right after "ready" understates a broker that has served traffic; a few seconds later
@@ -40,7 +40,7 @@ def _one_run(settings: Settings) -> dict[str, float]:
     first_start = time.perf_counter() - t0
     rss_ready = status.rss_bytes or 0
     time.sleep(_SETTLE_S)
-    rss_settled = _rss_bytes(status.pid or 0) or 0
+    rss_settled = broker.status().rss_bytes or 0
     t0 = time.perf_counter()
     broker.stop()
     stop = time.perf_counter() - t0

@@ -102,13 +102,14 @@ class LocalBroker:
     def status(self) -> BrokerStatus:
         """Return the broker's state, clearing a stale pid file if it finds one."""
         record, note = self._read_pid_file()
-        base = {
-            "address": self.address,
-            "data_dir": self.home,
-            "kafka_version": kafka_version(),
-        }
         if record is None:
-            return BrokerStatus(running=False, note=note, **base)  # type: ignore[arg-type]
+            return BrokerStatus(
+                running=False,
+                address=self.address,
+                data_dir=self.home,
+                kafka_version=kafka_version(),
+                note=note,
+            )
         return BrokerStatus(
             running=True,
             pid=record.pid,
@@ -392,8 +393,7 @@ def _is_broker_process(pid: int, config_file: Path) -> bool:
 def _wait_exit(pid: int, timeout_s: float) -> bool:
     deadline = time.monotonic() + timeout_s
     while time.monotonic() < deadline:
-        with contextlib.suppress(ChildProcessError):
-            os.waitpid(pid, os.WNOHANG)  # reap it if it is our child
+        # A zombie has exited: init reaps it, or stop() does through _STARTED if it is ours.
         if _process_state(pid) in (None, "Z"):
             return True
         time.sleep(0.1)
