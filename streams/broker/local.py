@@ -263,8 +263,9 @@ class LocalBroker:
                 classpath,
                 "kafka.tools.StorageTool",
                 "format",
-                "--cluster-id",
-                cluster_id,
+                # One argument: a base64 id may start with "-", which argparse would take for
+                # an option (1 start in 64 failed that way).
+                f"--cluster-id={cluster_id}",
                 "--config",
                 str(self.config_file),
             ],
