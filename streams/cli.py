@@ -10,12 +10,15 @@ import argparse
 import json
 import logging
 import sys
+from pathlib import Path
 from typing import NoReturn
 
 from pydantic import ValidationError
 
 from schemas.exceptions import CityOpsError
+from schemas.export import export_schemas
 from streams.broker import LocalBroker
+from streams.exceptions import StreamsError
 from streams.settings import Settings
 
 __all__ = ["main"]
@@ -47,6 +50,10 @@ def _parser() -> argparse.ArgumentParser:
     broker_commands.add_parser("status", help="say whether it runs (exit 3 when stopped)")
     logs = broker_commands.add_parser("logs", help="print the end of its log")
     logs.add_argument("-n", "--lines", type=int, default=40, help="how many lines (default 40)")
+    schemas = commands.add_parser("schemas", help="the topic contracts, for integrators")
+    schema_commands = schemas.add_subparsers(dest="action", required=True, metavar="ACTION")
+    export = schema_commands.add_parser("export", help="write them as JSON Schema files")
+    export.add_argument("directory", type=Path, help="where to write (created if missing)")
     config = commands.add_parser("config", help="print the effective settings, secrets masked")
     config.add_argument("--json", action="store_true", help="as a JSON object")
     return parser
@@ -74,6 +81,14 @@ def main(argv: list[str] | None = None) -> int:
 
 
 def _dispatch(args: argparse.Namespace, settings: Settings) -> int:
+    if args.command == "schemas":
+        try:
+            written = export_schemas(args.directory)
+        except OSError as exc:
+            raise StreamsError(f"cannot write schemas to {args.directory}: {exc}") from exc
+        for path in written:
+            print(path)
+        return 0
     if args.command == "config":
         values = settings.masked()
         if args.json:
