@@ -6,7 +6,7 @@ STAMP := $(VENV)/.installed-stamp
 
 .DEFAULT_GOAL := help
 .PHONY: help run test install system-deps lint format typecheck unit integration lock \
-        broker-start broker-stop broker-status bench-broker bench-geo geo-generate clean
+        broker-start broker-stop broker-status bench-broker bench-ingest bench-geo geo-generate clean
 
 help: ## list the commands
 	@grep -hE '^[a-z-]+:.*## ' $(MAKEFILE_LIST) | awk -F':.*## ' '{printf "  make %-14s %s\n", $$1, $$2}'
@@ -61,6 +61,9 @@ lock: ## re-resolve constraints.txt from pyproject.toml's ranges
 
 bench-broker: install ## measure the local broker: start/stop time and memory (JSON in bench-results/)
 	$(BIN)/python -m streams.broker.bench
+
+bench-ingest: install ## measure ingest on a real broker next to a plain aiokafka loop (JSON in bench-results/)
+	$(BIN)/python -m streams.ingest.bench
 
 bench-geo: install ## measure the grid locator: points/s batched and single, build time, memory
 	$(BIN)/python -m geo.bench

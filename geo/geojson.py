@@ -9,6 +9,7 @@ the parent links and the geometry, and reports everything wrong at once, naming 
 from __future__ import annotations
 
 import gzip
+import hashlib
 import os
 from collections.abc import Sequence
 from functools import cache
@@ -224,7 +225,9 @@ def _parse(data: bytes, *, name: str, datum: Datum, tolerance: float) -> Hierarc
     problems = find_geometry_problems(tables, tolerance)
     if problems:
         raise InvalidGeographyError(name, problems)
-    return Hierarchy(tables, datum=datum, source=name)
+    # Content-derived, so every worker that loaded the same file names the same version.
+    version = hashlib.sha256(data).hexdigest()[:12]
+    return Hierarchy(tables, datum=datum, source=name, version=version)
 
 
 def _collection_features(document: Any, datum: Datum, name: str) -> list[Any]:

@@ -137,6 +137,9 @@ class Hierarchy:
         Datum of all coordinates of the geometries.
     source : str
         Where the geography came from, for messages.
+    version : str
+        Identifies the geography's content (the loaders use a digest of the file), written on
+        every located event so that an incident can say which grid placed it.
 
     Examples
     --------
@@ -150,13 +153,21 @@ class Hierarchy:
     8
     """
 
-    def __init__(self, tables: Mapping[Level, LevelTable], *, datum: Datum, source: str) -> None:
+    def __init__(
+        self,
+        tables: Mapping[Level, LevelTable],
+        *,
+        datum: Datum,
+        source: str,
+        version: str = "unversioned",
+    ) -> None:
         missing = [level.value for level in Level if level not in tables]
         if missing:
             raise ValueError(f"hierarchy lacks levels {missing}")
         self._tables = {level: tables[level] for level in Level}
         self.datum = Datum(datum)
         self.source = source
+        self.version = version
         self._index: dict[str, tuple[Level, int]] = {}
         for level, table in self._tables.items():
             for position, code in enumerate(table.codes.tolist()):

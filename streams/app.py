@@ -13,12 +13,20 @@ no app and creates no directory.
 from __future__ import annotations
 
 import asyncio
+import logging
 import ssl
+from datetime import timedelta
 from typing import Any
 
 import faust
+from faust.sensors.prometheus import setup_prometheus_sensors
+from prometheus_client import CollectorRegistry
 
-from streams.relay import register_relay
+import geo
+from streams.ingest.agent import input_formats, register_ingest
+from streams.ingest.pipeline import Ingest, Limits
+from streams.metrics import Metrics
+from streams.registry import DeviceRegistry
 from streams.settings import Settings
 from streams.topics import ensure_topics
 
@@ -27,19 +35,67 @@ __all__ = ["CityOpsApp", "app", "create_app"]
 app: CityOpsApp  # built on first access, see __getattr__ below
 
 
+log = logging.getLogger(__name__)
+
+
 class CityOpsApp(faust.App):
-    """A Faust app that creates the cityops contract topics before it subscribes to them."""
+    """A Faust app that prepares what its agents need before it subscribes to anything.
+
+    Attributes
+    ----------
+    cityops_settings
+        The settings it was built from.
+    prometheus, metrics
+        The Prometheus registry ``/metrics`` serves, and cityops' metrics in it.
+    registry
+        The live device registry (every worker holds all of it).
+    ingest
+        The ingest pipeline, built at start (it needs the grid index and the registry).
+    """
 
     cityops_settings: Settings
+    prometheus: CollectorRegistry
+    metrics: Metrics
+    registry: DeviceRegistry
+    ingest: Ingest
 
     async def on_start(self) -> None:
-        """Create missing contract topics, then start as Faust does.
+        """Create missing topics, load the geography, read the registry, then start as Faust.
 
         Faust creates only its internal topics and ignores a missing source topic until the
-        next rebalance, so the contract topics must exist before the consumer subscribes.
+        next rebalance, so the contract topics must exist before the consumer subscribes; the
+        registry must be read before the first event needs a device's position.
         """
-        await asyncio.to_thread(ensure_topics, self.cityops_settings)
+        settings = self.cityops_settings
+        await asyncio.to_thread(ensure_topics, settings)
+        index = await asyncio.to_thread(lambda: geo.GridIndex(geo.load_heyuan()))
+        await self.registry.start()
+        await self.registry.ready.wait()
+        self.ingest = Ingest(
+            index=index,
+            registry=self.registry,
+            formats=input_formats(self),
+            geography=index.hierarchy.version,
+            limits=Limits(
+                max_event_bytes=settings.max_event_bytes,
+                future_tolerance=timedelta(seconds=settings.future_tolerance_s),
+                max_age=timedelta(seconds=settings.max_event_age_s),
+                dedup_horizon_s=settings.dedup_horizon_s,
+            ),
+            metrics=self.metrics,
+        )
+        log.info(
+            "ingest ready: %d grid cells (geography %s), %d devices",
+            len(index.hierarchy.table("cell").codes),
+            index.hierarchy.version,
+            len(self.registry),
+        )
         await super().on_start()
+
+    async def on_stop(self) -> None:
+        """Stop following the device registry, then stop as Faust does."""
+        await self.registry.stop()
+        await super().on_stop()
 
 
 def create_app(settings: Settings | None = None) -> CityOpsApp:
@@ -59,9 +115,13 @@ def create_app(settings: Settings | None = None) -> CityOpsApp:
         "topic_partitions": settings.topic_partitions,
         "topic_replication_factor": settings.topic_replication_factor,
         "consumer_auto_offset_reset": "earliest",
+        "broker_session_timeout": settings.session_timeout_s,
+        "broker_heartbeat_interval": settings.session_timeout_s / 10,
         # At-least-once plus idempotent processing (DESIGN.md): exactly_once has open bugs.
         "processing_guarantee": "at_least_once",
         "producer_acks": -1,
+        # Ingest sends a batch per partition; 16 KiB (the default) holds only ~20 events.
+        "producer_max_batch_size": 512 * 1024,
         "autodiscover": False,
         "key_serializer": "raw",
         "value_serializer": "raw",
@@ -71,7 +131,14 @@ def create_app(settings: Settings | None = None) -> CityOpsApp:
         options["broker_credentials"] = credentials
     app = CityOpsApp(settings.app_id, **options)
     app.cityops_settings = settings
-    register_relay(app, settings)
+    app.prometheus = CollectorRegistry()
+    app.metrics = Metrics.create(app.prometheus)
+    app.metrics.preset(list(input_formats(app)))
+    app.registry = DeviceRegistry(settings)
+    app.metrics.devices_registered.set_function(lambda: len(app.registry))
+    # Faust's own monitor and cityops' metrics on one page; its names start with ``faust_``.
+    setup_prometheus_sensors(app, pattern="/metrics", registry=app.prometheus, name_prefix="faust")
+    register_ingest(app)
     return app
 
 

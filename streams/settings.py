@@ -45,6 +45,12 @@ class TopicNames(BaseModel):
     """Raw IoT sensor readings, as devices send them. ``CITYOPS_TOPICS__SENSOR_READINGS``"""
     video_events: str = "video.events"
     """Raw AI video events (cameras, NVRs, analytics). ``CITYOPS_TOPICS__VIDEO_EVENTS``"""
+    frigate_events: str = "video.frigate"
+    """Frigate NVR ``frigate/events`` messages bridged from MQTT, converted into video events.
+    ``CITYOPS_TOPICS__FRIGATE_EVENTS``"""
+    deepstream_events: str = "video.deepstream"
+    """NVIDIA DeepStream nvmsgconv messages (full schema), converted into video events.
+    ``CITYOPS_TOPICS__DEEPSTREAM_EVENTS``"""
     devices_registry: str = "devices.registry"
     """Compacted registry of devices, keyed by device id. ``CITYOPS_TOPICS__DEVICES_REGISTRY``"""
     events_located: str = "events.located"
@@ -115,11 +121,36 @@ class Settings(BaseSettings):
     web_port: int = Field(default=6066, ge=1, le=65535)
     """Port of the worker's web server; each worker on a host needs its own.
     ``CITYOPS_WEB_PORT``"""
+    session_timeout_s: float = Field(default=30.0, ge=6, le=300)
+    """How long a silent worker keeps its partitions before the group gives them to others: a
+    crashed worker's work waits this long. Heartbeats go every tenth of it.
+    ``CITYOPS_SESSION_TIMEOUT_S``"""
     store: Literal["rocksdb", "memory"] = "rocksdb"
     """Table store: ``rocksdb`` keeps table state on disk and restarts fast; ``memory`` rebuilds
     it from the changelog topics at start (tests). ``CITYOPS_STORE``"""
     log_level: Literal["debug", "info", "warning", "error"] = "info"
     """Log level of cityops processes. ``CITYOPS_LOG_LEVEL``"""
+
+    # --- ingest ----------------------------------------------------------------------------
+    max_event_bytes: int = Field(default=65_536, ge=1_024, le=1_048_576)
+    """Largest input record accepted; a larger one is dead-lettered as ``too_large`` (a real
+    reading or detection is well under 2 KiB). ``CITYOPS_MAX_EVENT_BYTES``"""
+    future_tolerance_s: float = Field(default=300.0, ge=0)
+    """How far in the future an event's observed time may be (device clocks drift) before it is
+    dead-lettered as ``future_timestamp``. ``CITYOPS_FUTURE_TOLERANCE_S``"""
+    max_event_age_s: float = Field(default=86_400.0, gt=0)
+    """How old an event may be when it arrives; older ones are dead-lettered as ``too_late``. A
+    day covers a device that buffered through an overnight outage; raise it to replay history.
+    ``CITYOPS_MAX_EVENT_AGE_S``"""
+    dedup_horizon_s: float = Field(default=600.0, gt=0, le=86_400)
+    """How long an event id is remembered to recognise duplicates: longer than producer retries
+    and a worker restart take. Memory grows with it (about 100 bytes per event).
+    ``CITYOPS_DEDUP_HORIZON_S``"""
+    ingest_batch_size: int = Field(default=2_000, ge=1, le=100_000)
+    """Most records ingest validates and locates at once. ``CITYOPS_INGEST_BATCH_SIZE``"""
+    ingest_batch_wait_s: float = Field(default=0.05, gt=0, le=10)
+    """Longest a partial batch waits for more records; bounds the latency batching adds.
+    ``CITYOPS_INGEST_BATCH_WAIT_S``"""
 
     # --- local files -----------------------------------------------------------------------
     data_dir: Path = Field(default_factory=lambda: _xdg_dir("XDG_STATE_HOME", ".local/state"))

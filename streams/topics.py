@@ -9,9 +9,11 @@ from __future__ import annotations
 
 import logging
 import socket
+import ssl
 from collections.abc import Iterable
 from typing import Any
 
+from kafka import KafkaConsumer
 from kafka.admin import KafkaAdminClient, NewTopic
 from kafka.errors import (
     KafkaConnectionError,
@@ -22,7 +24,14 @@ from kafka.errors import (
 from streams.exceptions import BrokerUnreachableError
 from streams.settings import Settings
 
-__all__ = ["admin_client", "check_reachable", "ensure_topics"]
+__all__ = [
+    "admin_client",
+    "aiokafka_config",
+    "check_reachable",
+    "client_config",
+    "ensure_topics",
+    "partitions_of",
+]
 
 log = logging.getLogger(__name__)
 
@@ -42,6 +51,14 @@ def client_config(settings: Settings) -> dict[str, Any]:
         config["sasl_plain_username"] = settings.sasl_username
         if settings.sasl_password is not None:
             config["sasl_plain_password"] = settings.sasl_password.get_secret_value()
+    return config
+
+
+def aiokafka_config(settings: Settings) -> dict[str, Any]:
+    """Return aiokafka connection options (servers and security) for ``settings``."""
+    config = client_config(settings)
+    if settings.security_protocol in {"SSL", "SASL_SSL"}:
+        config["ssl_context"] = ssl.create_default_context()
     return config
 
 
@@ -122,3 +139,12 @@ def ensure_topics(settings: Settings, names: Iterable[str] | None = None) -> lis
         return created
     finally:
         admin.close()
+
+
+def partitions_of(settings: Settings, topic: str) -> list[int]:
+    """Return the partition numbers of ``topic`` (empty when it does not exist). Blocking."""
+    consumer = KafkaConsumer(**client_config(settings), client_id=f"{settings.app_id}-metadata")
+    try:
+        return sorted(consumer.partitions_for_topic(topic) or ())
+    finally:
+        consumer.close()

@@ -18,6 +18,7 @@ from typing import NoReturn
 
 import pytest
 
+from geo import GridIndex, Hierarchy, load_heyuan
 from schemas.exceptions import CityOpsError
 from streams.broker import LocalBroker
 from streams.settings import Settings
@@ -59,6 +60,18 @@ def free_port() -> int:
     with socket.socket() as sock:
         sock.bind(("127.0.0.1", 0))
         return int(sock.getsockname()[1])
+
+
+@pytest.fixture(scope="session")
+def heyuan() -> Hierarchy:
+    """The bundled Heyuan hierarchy; about a second to load (shared: do not modify)."""
+    return load_heyuan()
+
+
+@pytest.fixture(scope="session")
+def heyuan_index(heyuan: Hierarchy) -> GridIndex:
+    """A locator over the bundled Heyuan hierarchy (shared: do not modify)."""
+    return GridIndex(heyuan)
 
 
 @pytest.fixture(scope="session")
@@ -107,6 +120,8 @@ def isolated_env(tmp_path: Path) -> dict[str, str]:
         CITYOPS_WEB_PORT=str(free_port()),
         CITYOPS_STORE="memory",
         CITYOPS_BROKER_CONNECT_TIMEOUT_S="3",
+        # A killed worker's partitions move on after this; the default 30 s would slow tests.
+        CITYOPS_SESSION_TIMEOUT_S="8",
     )
     return env
 

@@ -6,12 +6,14 @@ import signal
 import subprocess
 import sys
 import time
+import urllib.request
 from collections.abc import Iterable, Sequence
 from pathlib import Path
 from typing import IO
 
 from kafka import KafkaConsumer, KafkaProducer, TopicPartition
 from kafka.admin import KafkaAdminClient
+from prometheus_client.parser import text_string_to_metric_families
 
 # The console script installed next to this interpreter, as a user runs it.
 CITYOPS = str(Path(sys.executable).with_name("cityops"))
@@ -59,21 +61,31 @@ def wait_for_topics(bootstrap: str, names: Iterable[str], timeout: float = 90.0)
     raise AssertionError(f"topics {sorted(wanted)} did not appear within {timeout} s")
 
 
-def produce(bootstrap: str, topic: str, records: Iterable[tuple[bytes, bytes]]) -> None:
-    """Send ``(key, value)`` records and wait until the broker has them all."""
-    producer = KafkaProducer(bootstrap_servers=bootstrap, acks="all")
+Headers = list[tuple[str, bytes]]
+
+
+def produce(
+    bootstrap: str,
+    topic: str,
+    records: Iterable[tuple[bytes | None, bytes | None] | tuple[bytes | None, bytes, Headers]],
+) -> None:
+    """Send ``(key, value)`` or ``(key, value, headers)`` records; wait until the broker has
+    them all."""
+    producer = KafkaProducer(bootstrap_servers=bootstrap, acks="all", linger_ms=5)
     try:
-        for key, value in records:
-            producer.send(topic, key=key, value=value)
+        for key, value, *headers in records:
+            producer.send(topic, key=key, value=value, headers=headers[0] if headers else None)
         producer.flush()
     finally:
         producer.close()
 
 
 def consume(
-    bootstrap: str, topic: str, expected: int, timeout: float = 90.0
+    bootstrap: str, topic: str, expected: int, timeout: float = 90.0, settle: float = 0.0
 ) -> list[tuple[bytes, bytes]]:
-    """Read ``topic`` from the beginning until ``expected`` records arrived or time ran out."""
+    """Read ``topic`` from the beginning until ``expected`` records arrived or time ran out;
+    then go on reading for ``settle`` seconds, so that a test sees records beyond those it
+    expected."""
     consumer = KafkaConsumer(bootstrap_servers=bootstrap, enable_auto_commit=False)
     try:
         partitions = consumer.partitions_for_topic(topic) or set()
@@ -84,9 +96,35 @@ def consume(
         while len(records) < expected and time.monotonic() < deadline:
             for batch in consumer.poll(timeout_ms=500).values():
                 records.extend((message.key, message.value) for message in batch)
+        deadline = time.monotonic() + settle
+        while time.monotonic() < deadline:
+            for batch in consumer.poll(timeout_ms=200).values():
+                records.extend((message.key, message.value) for message in batch)
         return records
     finally:
         consumer.close()
+
+
+def end_offsets(bootstrap: str, topic: str) -> int:
+    """Return how many records ``topic`` holds (the sum of its partitions' end offsets)."""
+    consumer = KafkaConsumer(bootstrap_servers=bootstrap)
+    try:
+        partitions = consumer.partitions_for_topic(topic) or set()
+        ends = consumer.end_offsets([TopicPartition(topic, p) for p in partitions])
+        return sum(ends.values())
+    finally:
+        consumer.close()
+
+
+def scrape(port: int) -> dict[tuple[str, tuple[tuple[str, str], ...]], float]:
+    """Read a worker's ``/metrics``: ``{(sample name, sorted labels): value}``."""
+    with urllib.request.urlopen(f"http://127.0.0.1:{port}/metrics", timeout=10) as response:
+        text = response.read().decode()
+    return {
+        (sample.name, tuple(sorted(sample.labels.items()))): sample.value
+        for family in text_string_to_metric_families(text)
+        for sample in family.samples
+    }
 
 
 def one_line_error(result: subprocess.CompletedProcess[str]) -> str:

@@ -1,7 +1,6 @@
 """Fixtures of the geography tests: the bundled Heyuan grid, and a hand-made toy city.
 
-Heyuan takes about a second to load and validate and a quarter of a second to index, so both
-are session-scoped; tests must not modify them.
+The Heyuan fixtures (``heyuan``, ``heyuan_index``) are suite-wide, in ``tests/conftest.py``.
 
 The toy city (``toy_city.geojson``, WGS-84) is a 2 km square split on a 4 by 4 lattice of
 0.005 degrees of longitude by 0.0045 degrees of latitude; ``toy_xy(u, v)`` converts lattice
@@ -31,7 +30,7 @@ from typing import Any
 import orjson
 import pytest
 
-from geo import GridIndex, Hierarchy, load_heyuan, load_hierarchy
+from geo import GridIndex, Hierarchy, load_hierarchy
 
 TOY_CITY = Path(__file__).with_name("toy_city.geojson")
 
@@ -39,18 +38,6 @@ TOY_CITY = Path(__file__).with_name("toy_city.geojson")
 def toy_xy(u: float, v: float) -> tuple[float, float]:
     """Return the WGS-84 (lon, lat) of lattice point (u, v) of the toy city."""
     return 113.0 + 0.005 * u, 22.0 + 0.0045 * v
-
-
-@pytest.fixture(scope="session")
-def heyuan() -> Hierarchy:
-    """The bundled Heyuan hierarchy (shared: do not modify)."""
-    return load_heyuan()
-
-
-@pytest.fixture(scope="session")
-def heyuan_index(heyuan: Hierarchy) -> GridIndex:
-    """A locator over the bundled Heyuan hierarchy."""
-    return GridIndex(heyuan)
 
 
 @pytest.fixture(scope="session")

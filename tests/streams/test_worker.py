@@ -1,14 +1,17 @@
-"""A real worker process against the real broker: messages in, messages out, clean stop."""
+"""A real worker process against the real broker: readings in, located events out, clean
+stop."""
 
 from __future__ import annotations
 
 import signal
 import socket
 import subprocess
+from datetime import UTC, datetime
 from pathlib import Path
 
 import pytest
 
+from schemas import LocatedEvent
 from tests.helpers import (
     CITYOPS,
     consume,
@@ -18,6 +21,7 @@ from tests.helpers import (
     stop,
     wait_for_topics,
 )
+from tests.streams.ingest.samples import reading, register_devices
 
 pytestmark = pytest.mark.integration
 
@@ -33,7 +37,7 @@ pytestmark = pytest.mark.integration
     ],
     ids=["cityops-worker", "faust-worker"],
 )
-def test_worker_relays_readings_and_stops_cleanly(
+def test_worker_locates_readings_and_stops_cleanly(
     launcher: list[str],
     sig: int,
     broker_env: dict[str, str],
@@ -42,18 +46,21 @@ def test_worker_relays_readings_and_stops_cleanly(
 ) -> None:
     prefix = broker_env["CITYOPS_TOPIC_PREFIX"]
     source, target = f"{prefix}sensor.readings", f"{prefix}events.located"
-    records = [(f"device-{i % 5}".encode(), f'{{"n": {i}}}'.encode()) for i in range(50)]
+    now = datetime.now(UTC)
+    records = [(b"wl-001", reading(f"r-{i}", at=now)) for i in range(50)]
     log_path = tmp_path / "worker.log"
     with log_path.open("wb") as log:
         worker = subprocess.Popen(launcher, env=broker_env, stdout=log, stderr=subprocess.STDOUT)
         try:
             wait_for_topics(kafka_bootstrap, [source, target])
+            register_devices(kafka_bootstrap, prefix, int(broker_env["CITYOPS_WEB_PORT"]))
             produce(kafka_bootstrap, source, records)
-            relayed = consume(kafka_bootstrap, target, expected=len(records))
+            located = consume(kafka_bootstrap, target, expected=len(records))
         finally:
             code = stop(worker, sig)
     output = log_path.read_text()
-    assert sorted(relayed) == sorted(records), output[-3000:]
+    ids = sorted(LocatedEvent.model_validate_json(value).event.event_id for _, value in located)
+    assert ids == sorted(f"r-{i}" for i in range(50)), output[-3000:]
     assert code == 0, output[-3000:]
     assert "Traceback" not in output
 

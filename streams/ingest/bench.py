@@ -1,0 +1,390 @@
+"""Measure ingest on the real broker, next to a plain aiokafka consume→produce loop.
+
+Run ``python -m streams.ingest.bench [--events N] [--json PATH]`` (``make bench-ingest``). It
+uses the configured broker, or starts a local one in a temporary directory, and:
+
+1. registers a fleet of devices spread over every county and puts ``N`` sensor readings on
+   ``sensor.readings`` (1 % duplicates, 1 % invalid), before anything consumes them;
+2. **baseline**: a plain aiokafka loop reads them and writes each to another topic unchanged,
+   with the same batching and acks as the worker's producer;
+3. **ingest**: one ``cityops worker`` process reads the same backlog, validates, deduplicates,
+   locates and writes them;
+4. **latency**: with the worker running, a producer sends readings at a steady rate stamped
+   with the time of sending; observed → located is read from the located events.
+
+Throughput is records read per second between the first and the last output record (broker
+timestamps), so start-up does not count. The figure that matters is the ratio ingest/baseline:
+both run on the same machine and broker in the same minute.
+"""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import json
+import os
+import platform
+import random
+import signal
+import socket
+import subprocess
+import sys
+import tempfile
+import time
+import uuid
+from datetime import UTC, datetime
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import orjson
+from aiokafka import AIOKafkaConsumer, AIOKafkaProducer, TopicPartition
+
+import geo
+from schemas import Datum, Device, DeviceType, Position, SensorKind
+from streams.broker.local import LocalBroker
+from streams.settings import Settings
+from streams.topics import aiokafka_config, ensure_topics, partitions_of
+
+__all__ = ["main"]
+
+_KINDS = [SensorKind.WATER_LEVEL, SensorKind.PM25, SensorKind.NOISE, SensorKind.COMBUSTIBLE_GAS]
+_UNITS = {
+    SensorKind.WATER_LEVEL: "m",
+    SensorKind.PM25: "ug/m3",
+    SensorKind.NOISE: "dB(A)",
+    SensorKind.COMBUSTIBLE_GAS: "%LEL",
+}
+
+
+def fleet(hierarchy: geo.Hierarchy, count: int, rng: random.Random) -> list[Device]:
+    """``count`` fixed sensors, each at a point inside a random grid cell."""
+    cells = hierarchy.table("cell")
+    picks = rng.sample(range(len(cells.codes)), k=min(count, len(cells.codes)))
+    devices = []
+    for n in range(count):
+        point = cells.geometries[picks[n % len(picks)]].representative_point()
+        kind = _KINDS[n % len(_KINDS)]
+        devices.append(
+            Device(
+                device_id=f"bench-{n:05d}",
+                device_type=DeviceType.SENSOR,
+                kind=kind,
+                position=Position(lon=point.x, lat=point.y, datum=Datum(hierarchy.datum.value)),
+                department="水务",
+                expected_interval_s=60,
+            )
+        )
+    return devices
+
+
+def readings(
+    devices: list[Device], count: int, rng: random.Random, tag: str
+) -> tuple[list[tuple[bytes, bytes]], int]:
+    """Return ``count`` raw readings and how many should be located.
+
+    98 % are valid, 1 % duplicates, 1 % invalid.
+    """
+    records: list[tuple[bytes, bytes]] = []
+    valid = 0
+    for n in range(count):
+        device = devices[n % len(devices)]
+        roll = rng.random()
+        if roll < 0.01 and records:
+            records.append(records[-1])  # a producer retry
+            continue
+        if roll < 0.02:
+            records.append((device.device_id.encode(), b'{"event_id": "truncated'))
+            continue
+        records.append((device.device_id.encode(), _reading(device, f"{tag}-{n}")))
+        valid += 1
+    return records, valid
+
+
+def _reading(device: Device, event_id: str) -> bytes:
+    if device.kind is None:
+        raise ValueError(f"{device.device_id} is not a sensor")
+    return orjson.dumps(
+        {
+            "event_id": event_id,
+            "device_id": device.device_id,
+            "kind": device.kind.value,
+            "value": 1.5,
+            "unit": _UNITS[device.kind],
+            "observed_at": datetime.now(UTC).isoformat(),
+        }
+    )
+
+
+async def _produce(settings: Settings, topic: str, records: list[tuple[bytes, bytes]]) -> None:
+    producer = AIOKafkaProducer(
+        **aiokafka_config(settings), acks="all", linger_ms=5, max_batch_size=256 * 1024
+    )
+    await producer.start()
+    try:
+        for key, value in records:
+            await producer.send(topic, value, key=key)
+        await producer.flush()
+    finally:
+        await producer.stop()
+
+
+async def _baseline(settings: Settings, source: str, target: str, count: int) -> None:
+    """Read ``count`` records of ``source`` and write each to ``target``.
+
+    The floor of any Python consume→produce stage.
+    """
+    consumer = AIOKafkaConsumer(
+        **aiokafka_config(settings),
+        group_id=None,
+        enable_auto_commit=False,
+        auto_offset_reset="earliest",
+    )
+    producer = AIOKafkaProducer(**aiokafka_config(settings), acks="all")
+    await consumer.start()
+    await producer.start()
+    try:
+        consumer.assign([TopicPartition(source, p) for p in partitions_of(settings, source)])
+        done = 0
+        while done < count:
+            batches = await consumer.getmany(timeout_ms=500, max_records=2_000)
+            for records in batches.values():
+                for record in records:
+                    await producer.send(target, record.value, key=record.key)
+                done += len(records)
+        await producer.flush()
+    finally:
+        await consumer.stop()
+        await producer.stop()
+
+
+async def _span(
+    settings: Settings, topic: str, expected: int, wait_s: float
+) -> tuple[float, list[bytes]]:
+    """Return the seconds between the first and last record of ``topic``, and the values.
+
+    Waits until the topic holds ``expected`` records.
+    """
+    consumer = AIOKafkaConsumer(
+        **aiokafka_config(settings),
+        group_id=None,
+        enable_auto_commit=False,
+        auto_offset_reset="earliest",
+    )
+    await consumer.start()
+    values: list[bytes] = []
+    stamps: list[int] = []
+    try:
+        consumer.assign([TopicPartition(topic, p) for p in partitions_of(settings, topic)])
+        deadline = time.monotonic() + wait_s
+        while len(values) < expected:
+            if time.monotonic() > deadline:
+                raise SystemExit(f"{topic}: {len(values)} of {expected} records after {wait_s} s")
+            for records in (await consumer.getmany(timeout_ms=500)).values():
+                values.extend(record.value or b"" for record in records)
+                stamps.extend(record.timestamp for record in records)
+    finally:
+        await consumer.stop()
+    return (max(stamps) - min(stamps)) / 1000, values
+
+
+def _percentiles(values: list[float]) -> dict[str, float]:
+    array = np.array(values)
+    return {f"p{q}": float(np.percentile(array, q)) for q in (50, 90, 95, 99)} | {
+        "max": float(array.max())
+    }
+
+
+def main() -> None:
+    """Run the benchmark, print its numbers and write them as JSON."""
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--events", type=int, default=200_000, help="backlog size")
+    parser.add_argument("--devices", type=int, default=3_000)
+    parser.add_argument("--rate", type=int, default=2_000, help="latency phase, events/s")
+    parser.add_argument("--seconds", type=int, default=15, help="latency phase length")
+    parser.add_argument("--json", type=Path, default=Path("bench-results/ingest.json"))
+    parser.add_argument("--profile", type=Path, help="write a cProfile of the worker here")
+    args = parser.parse_args()
+    rng = random.Random(20261203)  # noqa: S311 - reproducible data, not secrets
+    base = Settings()
+    with tempfile.TemporaryDirectory(prefix="cityops-bench-") as tmp:
+        broker = None
+        if base.embedded_broker:
+            ports = [_free_port() for _ in range(2)]
+            base = base.model_copy(
+                update={
+                    "data_dir": Path(tmp) / "data",
+                    "local_broker_port": ports[0],
+                    "local_controller_port": ports[1],
+                }
+            )
+            broker = LocalBroker(base)
+            broker.start()
+        try:
+            result = asyncio.run(_run(args, base, rng, Path(tmp)))
+        finally:
+            if broker is not None:
+                broker.stop()
+    result["machine"] = {"cpus": os.cpu_count(), "python": platform.python_version()}
+    args.json.parent.mkdir(parents=True, exist_ok=True)
+    args.json.write_text(json.dumps(result, indent=2) + "\n", encoding="utf-8")
+    print(f"wrote {args.json}")
+
+
+async def _run(
+    args: argparse.Namespace, base: Settings, rng: random.Random, tmp: Path
+) -> dict[str, Any]:
+    run = uuid.uuid4().hex[:8]
+    web_port = _free_port()
+    settings = base.model_copy(
+        update={
+            "topic_prefix": f"bench-{run}.",
+            "app_id": f"bench-{run}",
+            "web_port": web_port,
+            "store": "memory",
+            "data_dir": tmp / "worker",
+        }
+    )
+    await asyncio.to_thread(ensure_topics, settings)
+    baseline_topic = settings.topic_prefix + "bench.baseline"
+    await asyncio.to_thread(_create, settings, baseline_topic)
+    hierarchy = geo.load_heyuan()
+    devices = fleet(hierarchy, args.devices, rng)
+    await _produce(
+        settings,
+        settings.topic("devices_registry"),
+        [(d.device_id.encode(), d.model_dump_json().encode()) for d in devices],
+    )
+    backlog, valid = readings(devices, args.events, rng, "backlog")
+    source = settings.topic("sensor_readings")
+    await _produce(settings, source, backlog)
+    print(f"backlog: {len(backlog)} readings ({valid} valid) on {source}", flush=True)
+
+    await _baseline(settings, source, baseline_topic, len(backlog))
+    span, _ = await _span(settings, baseline_topic, len(backlog), wait_s=600)
+    baseline_eps = len(backlog) / span
+    print(f"baseline aiokafka consume→produce: {baseline_eps:,.0f} records/s", flush=True)
+
+    env = {**os.environ, **_env(settings)}
+    log_path = tmp / "worker.log"
+    with log_path.open("wb") as log:
+        profile = ["-m", "cProfile", "-o", str(args.profile)] if args.profile else []
+        # Popen returns at once; the worker runs while this coroutine waits on Kafka.
+        worker = subprocess.Popen(  # noqa: ASYNC220, S603 - fixed argument list
+            [sys.executable, *profile, "-m", "streams.cli", "worker"],
+            env=env,
+            stdout=log,
+            stderr=subprocess.STDOUT,
+        )
+        try:
+            located_topic = settings.topic("events_located")
+            span, _ = await _span(settings, located_topic, valid, wait_s=900)
+            ingest_eps = len(backlog) / span
+            print(
+                f"ingest (one worker): {ingest_eps:,.0f} records/s "
+                f"= {ingest_eps / baseline_eps:.2f} of baseline",
+                flush=True,
+            )
+            latency = await _latency(settings, devices, args.rate, args.seconds, valid)
+            print(
+                f"latency observed→located at {args.rate:,} events/s: "
+                + " ".join(f"{k}={v * 1000:.0f}ms" for k, v in latency.items()),
+                flush=True,
+            )
+            rss = _peak_rss_mib(worker.pid)
+            print(f"worker peak RSS: {rss:.0f} MiB", flush=True)
+        finally:
+            worker.send_signal(signal.SIGINT)
+            worker.wait(timeout=90)
+            log_copy = args.json.with_suffix(".worker.log")
+            log_copy.parent.mkdir(parents=True, exist_ok=True)
+            log_copy.write_bytes(log_path.read_bytes())
+    return {
+        "benchmark": "ingest",
+        "events": len(backlog),
+        "valid": valid,
+        "devices": len(devices),
+        "baseline_records_per_s": baseline_eps,
+        "ingest_records_per_s": ingest_eps,
+        "ratio": ingest_eps / baseline_eps,
+        "latency_rate_per_s": args.rate,
+        "latency_s": latency,
+        "worker_peak_rss_mib": rss,
+        "batch_size": settings.ingest_batch_size,
+    }
+
+
+async def _latency(
+    settings: Settings, devices: list[Device], rate: int, seconds: int, already: int
+) -> dict[str, float]:
+    producer = AIOKafkaProducer(**aiokafka_config(settings), acks="all", linger_ms=1)
+    await producer.start()
+    source = settings.topic("sensor_readings")
+    sent = 0
+    try:
+        start = time.monotonic()
+        while sent < rate * seconds:
+            due = int((time.monotonic() - start) * rate)
+            for _ in range(max(0, min(due, rate * seconds) - sent)):
+                device = devices[sent % len(devices)]
+                await producer.send(
+                    source, _reading(device, f"live-{sent}"), key=device.device_id.encode()
+                )
+                sent += 1
+            await asyncio.sleep(0.005)
+        await producer.flush()
+    finally:
+        await producer.stop()
+    _, values = await _span(settings, settings.topic("events_located"), already + sent, 120)
+    latencies = []
+    for value in values:
+        document = orjson.loads(value)
+        if document["event"]["event_id"].startswith("live-"):
+            observed = datetime.fromisoformat(document["event"]["observed_at"])
+            located = datetime.fromisoformat(document["ingested_at"])
+            latencies.append((located - observed).total_seconds())
+    return _percentiles(latencies)
+
+
+def _env(settings: Settings) -> dict[str, str]:
+    env = {
+        "CITYOPS_TOPIC_PREFIX": settings.topic_prefix,
+        "CITYOPS_APP_ID": settings.app_id,
+        "CITYOPS_WEB_PORT": str(settings.web_port),
+        "CITYOPS_STORE": settings.store,
+        "CITYOPS_DATA_DIR": str(settings.data_dir),
+    }
+    if settings.embedded_broker:
+        env["CITYOPS_BROKER_URL"] = f"kafka://127.0.0.1:{settings.local_broker_port}"
+    return env
+
+
+def _create(settings: Settings, topic: str) -> None:
+    from kafka.admin import NewTopic  # noqa: PLC0415
+
+    from streams.topics import admin_client  # noqa: PLC0415
+
+    admin = admin_client(settings)
+    try:
+        admin.create_topics(
+            [NewTopic(topic, settings.topic_partitions, settings.topic_replication_factor)]
+        )
+    finally:
+        admin.close()
+
+
+def _peak_rss_mib(pid: int) -> float:
+    for line in Path(f"/proc/{pid}/status").read_text().splitlines():
+        if line.startswith("VmHWM:"):
+            return int(line.split()[1]) / 1024
+    return float("nan")
+
+
+def _free_port() -> int:
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        return int(sock.getsockname()[1])
+
+
+if __name__ == "__main__":
+    main()
