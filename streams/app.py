@@ -23,6 +23,7 @@ from faust.sensors.prometheus import setup_prometheus_sensors
 from prometheus_client import CollectorRegistry
 
 import geo
+from streams import _faust
 from streams.ingest.agent import input_formats, register_ingest
 from streams.ingest.pipeline import Ingest, Limits
 from streams.metrics import Metrics
@@ -100,6 +101,7 @@ class CityOpsApp(faust.App):
 
 def create_app(settings: Settings | None = None) -> CityOpsApp:
     """Return a configured cityops app with its agents registered."""
+    _faust.install_fast_drain()
     settings = settings or Settings()
     datadir = settings.data_dir / "worker" / f"{settings.app_id}-{settings.web_port}"
     # Faust creates only the last path component.
