@@ -18,6 +18,7 @@ from geo.exceptions import GeographyError, InvalidGeographyError, Problem, Unkno
 from geo.geojson import FeatureProperties, dump_hierarchy, load_heyuan, load_hierarchy
 from geo.hierarchy import CODE_LENGTHS, Hierarchy, Level, LevelTable, Unit
 from geo.locator import GridIndex, Location, Locations, Reason
+from geo.neighbours import cell_neighbours
 from geo.validation import DEFAULT_TOLERANCE
 
 __all__ = [
@@ -37,6 +38,7 @@ __all__ = [
     "Reason",
     "Unit",
     "UnknownCodeError",
+    "cell_neighbours",
     "convert",
     "dump_hierarchy",
     "gcj02_to_wgs84",
