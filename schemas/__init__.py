@@ -8,6 +8,7 @@ from schemas.devices import Device, DeviceType
 from schemas.events import UNITS, BoundingBox, SensorKind, SensorReading, VideoEvent, VideoEventType
 from schemas.exceptions import CityOpsError
 from schemas.export import CONTRACTS, export_schemas
+from schemas.incidents import Category, Evidence, Incident, IncidentStatus, RuleRef, Severity
 from schemas.located import (
     DeadLetter,
     DeadLetterReason,
@@ -21,18 +22,24 @@ __all__ = [
     "CONTRACTS",
     "UNITS",
     "BoundingBox",
+    "Category",
     "CityOpsError",
     "Datum",
     "DeadLetter",
     "DeadLetterReason",
     "Device",
     "DeviceType",
+    "Evidence",
     "GridLocation",
+    "Incident",
+    "IncidentStatus",
     "LocatedEvent",
     "Position",
     "PositionSource",
+    "RuleRef",
     "SensorKind",
     "SensorReading",
+    "Severity",
     "SourceRecord",
     "VideoEvent",
     "VideoEventType",

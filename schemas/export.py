@@ -9,6 +9,7 @@ from pydantic import BaseModel
 
 from schemas.devices import Device
 from schemas.events import SensorReading, VideoEvent
+from schemas.incidents import Incident
 from schemas.located import DeadLetter, LocatedEvent
 
 __all__ = ["CONTRACTS", "export_schemas", "json_schema"]
@@ -19,6 +20,7 @@ CONTRACTS: dict[str, type[BaseModel]] = {
     "device": Device,
     "located-event": LocatedEvent,
     "dead-letter": DeadLetter,
+    "incident": Incident,
 }
 """Every contract by the file stem it is exported under."""
 

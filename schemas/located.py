@@ -118,6 +118,9 @@ class DeadLetterReason(StrEnum):
     """A coordinate that is not a place on earth."""
     FALSE_POSITIVE = "false_positive"
     """The producer itself marked the detection a false positive (Frigate)."""
+    LATE_EVENT = "late_event"
+    """A located event older than its county's watermark (the latest event time seen there less
+    ``allowed_lateness_s``): detection has moved past it, so it is set aside, not used."""
     INVALID_DEVICE = "invalid_device"
     """A ``devices.registry`` record that is not a valid device; the registry keeps the last
     valid one."""
