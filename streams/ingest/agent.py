@@ -8,20 +8,18 @@ issue 606); ingest scales with partitions and worker processes instead.
 from __future__ import annotations
 
 import asyncio
-import functools
-import random
 from collections.abc import Iterable, Mapping, Sequence
 from datetime import UTC, datetime
 from typing import TYPE_CHECKING
 
 import faust
-from aiokafka.partitioner import murmur2
 from faust.types import TP, EventT
 
 from streams.exceptions import Rejected
 from streams.ingest.decode import FORMAT_HEADER, Format
-from streams.ingest.pipeline import Message, Record, dead_letter_message
+from streams.ingest.pipeline import Record, dead_letter_message
 from streams.ingest.recovery import recover
+from streams.produce import send_batched
 from streams.registry import parse_registration
 
 if TYPE_CHECKING:
@@ -63,8 +61,8 @@ def register_ingest(app: CityOpsApp) -> None:
             if not recovered.is_set():
                 await recovered.wait()
             result = app.ingest.process(_records(events), datetime.now(UTC))
-            await _send(app, located_topic, result.located)
-            await _send(app, dead_topic, result.dead_letters)
+            await send_batched(app, located_topic, result.located)
+            await send_batched(app, dead_topic, result.dead_letters)
 
     @app.agent(
         app.topic(settings.topic("devices_registry")), name="check_registrations", concurrency=1
@@ -81,7 +79,7 @@ def register_ingest(app: CityOpsApp) -> None:
                     message.topic, message.partition, message.offset, message.key, message.value
                 )
                 letter = dead_letter_message(record, exc, datetime.now(UTC).isoformat())
-                await _send(app, dead_topic, [letter])
+                await send_batched(app, dead_topic, [letter])
                 app.metrics.registry_rejected.inc()
 
     # Faust's signal protocol wants a ``signal`` keyword in the signature; it passes it in
@@ -120,41 +118,3 @@ def _header(headers: Iterable[tuple[str, bytes]] | Mapping[str, bytes]) -> bytes
         if name == FORMAT_HEADER:
             return value
     return None
-
-
-async def _send(app: faust.App, topic: str, messages: list[Message]) -> None:
-    """Queue ``messages`` on ``topic``, keyed as Kafka's default partitioner would place them.
-
-    Records go in one aiokafka batch per partition instead of one ``send`` each, which costs
-    a tenth as much per record. Delivery is awaited by Faust's commit, which flushes the
-    producer before it commits the input offsets (at-least-once).
-    """
-    if not messages:
-        return
-    # Faust's producer wraps an aiokafka producer; batches are only on the latter.
-    producer = app.producer._ensure_producer()  # type: ignore[attr-defined]
-    partitions = sorted(await producer.partitions_for(topic))
-    grouped: dict[int, list[Message]] = {}
-    for message in messages:
-        grouped.setdefault(_partition(message.key, partitions), []).append(message)
-    for partition, group in grouped.items():
-        batch = producer.create_batch()
-        for message in group:
-            if batch.append(key=message.key, value=message.value, timestamp=None) is None:
-                await producer.send_batch(batch, topic, partition=partition)
-                batch = producer.create_batch()
-                batch.append(key=message.key, value=message.value, timestamp=None)
-        await producer.send_batch(batch, topic, partition=partition)
-
-
-@functools.lru_cache(maxsize=4096)
-def _hash(key: bytes) -> int:
-    # murmur2 in pure Python costs microseconds; located events have a few dozen keys.
-    return int(murmur2(key)) & 0x7FFFFFFF
-
-
-def _partition(key: bytes | None, partitions: list[int]) -> int:
-    """Return the partition Kafka's default partitioner gives ``key`` (any, for no key)."""
-    if key is None:
-        return random.choice(partitions)  # noqa: S311 - spreading load, not security
-    return partitions[_hash(key) % len(partitions)]

@@ -84,7 +84,7 @@ class Message:
     """A record to produce."""
 
     key: bytes | None
-    value: bytes
+    value: bytes | None  # None: a tombstone (deletes the key of a compacted topic)
 
 
 @dataclass(slots=True)

@@ -1,23 +1,10 @@
-"""The agent's own logic: where records go, and how a format header is read."""
+"""The agent's own logic: how a format header is read."""
 
 from __future__ import annotations
 
 import pytest
-from aiokafka.partitioner import DefaultPartitioner
 
-from streams.ingest.agent import _header, _partition
-
-
-@pytest.mark.parametrize("key", [b"441602", b"441622", b"wl-001", b"x" * 40])
-def test_records_go_where_kafkas_default_partitioner_puts_them(key: bytes) -> None:
-    # Java's and aiokafka's default partitioner agree (murmur2); consumers of events.located
-    # rely on a county's events sharing a partition whoever wrote them.
-    partitions = list(range(8))
-    assert _partition(key, partitions) == DefaultPartitioner()(key, partitions, partitions)
-
-
-def test_a_record_without_key_goes_to_some_partition() -> None:
-    assert _partition(None, [0, 1, 2]) in {0, 1, 2}
+from streams.ingest.agent import _header
 
 
 @pytest.mark.parametrize(

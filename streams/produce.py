@@ -1,0 +1,88 @@
+"""Sending many records at once, placed where Kafka's default partitioner would put them.
+
+Ingest and detection produce thousands of records a second; one ``send`` each costs ten times
+what a batch per partition does.
+"""
+
+from __future__ import annotations
+
+import functools
+import random
+from collections.abc import Callable
+from typing import TYPE_CHECKING, Any
+
+import faust
+from aiokafka.partitioner import murmur2
+from aiokafka.structs import RecordMetadata
+
+if TYPE_CHECKING:
+    from streams.ingest.pipeline import Message
+
+__all__ = ["partition_for", "send_batched"]
+
+
+async def send_batched(
+    app: faust.App,
+    topic: str,
+    messages: list[Message],
+    *,
+    partition: int | None = None,
+    on_delivered: Callable[[RecordMetadata], None] | None = None,
+) -> None:
+    """Queue ``messages`` on ``topic``, keyed as Kafka's default partitioner would place them.
+
+    Records go in one aiokafka batch per partition instead of one ``send`` each, which costs
+    a tenth as much per record. Delivery is awaited by Faust's commit, which flushes the
+    producer before it commits the input offsets (at-least-once).
+
+    ``partition`` puts every message on that partition, in order; ``on_delivered`` is called
+    with the metadata of each batch once the broker has it (its offset is the batch's first).
+    """
+    if not messages:
+        return
+    # Faust's producer wraps an aiokafka producer; batches are only on the latter.
+    producer = app.producer._ensure_producer()  # type: ignore[attr-defined]
+    grouped: dict[int, list[Message]] = {}
+    if partition is not None:
+        grouped[partition] = messages
+    else:
+        partitions = sorted(await producer.partitions_for(topic))
+        for message in messages:
+            grouped.setdefault(partition_for(message.key, partitions), []).append(message)
+    for number, group in grouped.items():
+        batch = producer.create_batch()
+        for message in group:
+            if batch.append(key=message.key, value=message.value, timestamp=None) is None:
+                await _send(producer, batch, topic, number, on_delivered)
+                batch = producer.create_batch()
+                batch.append(key=message.key, value=message.value, timestamp=None)
+        await _send(producer, batch, topic, number, on_delivered)
+
+
+async def _send(
+    producer: Any,
+    batch: Any,
+    topic: str,
+    partition: int,
+    on_delivered: Callable[[RecordMetadata], None] | None,
+) -> None:
+    delivered = await producer.send_batch(batch, topic, partition=partition)
+    if on_delivered is not None:
+        delivered.add_done_callback(
+            lambda done: (
+                None if done.cancelled() or done.exception() else on_delivered(done.result())
+            )
+        )
+
+
+@functools.lru_cache(maxsize=4096)
+def _hash(key: bytes) -> int:
+    # murmur2 in pure Python costs microseconds; located events have a few dozen keys.
+    return int(murmur2(key)) & 0x7FFFFFFF
+
+
+def partition_for(key: bytes | None, partitions: list[int]) -> int:
+    """Return the partition Kafka's default partitioner gives ``key`` (any, for no key)."""
+    if key is None:
+        return random.choice(partitions)  # noqa: S311 - spreading load, not security
+    return partitions[_hash(key) % len(partitions)]
