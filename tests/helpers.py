@@ -13,6 +13,7 @@ from typing import IO
 
 from kafka import KafkaConsumer, KafkaProducer, TopicPartition
 from kafka.admin import KafkaAdminClient
+from kafka.errors import KafkaError
 from prometheus_client.parser import text_string_to_metric_families
 
 # The console script installed next to this interpreter, as a user runs it.
@@ -49,9 +50,16 @@ def stop(process: subprocess.Popen[bytes], sig: int = signal.SIGINT, timeout: fl
 def wait_for_topics(bootstrap: str, names: Iterable[str], timeout: float = 90.0) -> None:
     """Wait until every topic in ``names`` exists on the broker."""
     wanted = set(names)
-    admin = KafkaAdminClient(bootstrap_servers=bootstrap)
+    deadline = time.monotonic() + timeout
+    while True:  # a broker that has just written its pid file may not listen yet
+        try:
+            admin = KafkaAdminClient(bootstrap_servers=bootstrap)
+            break
+        except KafkaError:
+            if time.monotonic() > deadline:
+                raise
+            time.sleep(0.5)
     try:
-        deadline = time.monotonic() + timeout
         while time.monotonic() < deadline:
             if wanted <= set(admin.list_topics()):
                 return
@@ -88,11 +96,14 @@ def consume(
     expected."""
     consumer = KafkaConsumer(bootstrap_servers=bootstrap, enable_auto_commit=False)
     try:
-        partitions = consumer.partitions_for_topic(topic) or set()
+        deadline = time.monotonic() + timeout
+        # A topic created a moment ago may not be in this client's metadata yet.
+        while not (partitions := consumer.partitions_for_topic(topic)):
+            assert time.monotonic() < deadline, f"topic {topic} did not appear"
+            time.sleep(0.2)
         consumer.assign([TopicPartition(topic, partition) for partition in partitions])
         consumer.seek_to_beginning()
         records: list[tuple[bytes, bytes]] = []
-        deadline = time.monotonic() + timeout
         while len(records) < expected and time.monotonic() < deadline:
             for batch in consumer.poll(timeout_ms=500).values():
                 records.extend((message.key, message.value) for message in batch)
