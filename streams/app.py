@@ -24,6 +24,9 @@ from prometheus_client import CollectorRegistry
 
 import geo
 from streams import _faust
+from streams.detect.agent import register_detection, rules_path
+from streams.detect.detector import Detector
+from streams.detect.rules import digest, load_rules
 from streams.ingest.agent import input_formats, register_ingest
 from streams.ingest.pipeline import Ingest, Limits
 from streams.metrics import Metrics
@@ -52,6 +55,9 @@ class CityOpsApp(faust.App):
         The live device registry (every worker holds all of it).
     ingest
         The ingest pipeline, built at start (it needs the grid index and the registry).
+    detector, rules_digest
+        Detection's working state and rules, built at start; the fingerprint of the rules file
+        it last read.
     """
 
     cityops_settings: Settings
@@ -59,6 +65,8 @@ class CityOpsApp(faust.App):
     metrics: Metrics
     registry: DeviceRegistry
     ingest: Ingest
+    detector: Detector
+    rules_digest: str = ""
 
     async def on_start(self) -> None:
         """Create missing topics, load the geography, read the registry, then start as Faust.
@@ -91,7 +99,23 @@ class CityOpsApp(faust.App):
             index.hierarchy.version,
             len(self.registry),
         )
+        if settings.detection_enabled:
+            await self._start_detection(index.hierarchy)
         await super().on_start()
+
+    async def _start_detection(self, hierarchy: geo.Hierarchy) -> None:
+        path = rules_path(self)
+        rules = await asyncio.to_thread(load_rules, path)  # a bad file stops the start, loudly
+        self.rules_digest = digest(path.read_bytes())
+        neighbours = await asyncio.to_thread(geo.cell_neighbours, hierarchy)
+        self.detector = Detector(
+            rules,
+            neighbours=neighbours,
+            devices=self.registry.get,
+            names=hierarchy.name,
+            allowed_lateness=self.cityops_settings.allowed_lateness_s,
+        )
+        log.info("detection ready: rules version %s from %s", rules.version, path)
 
     async def on_stop(self) -> None:
         """Stop following the device registry, then stop as Faust does."""
@@ -141,6 +165,9 @@ def create_app(settings: Settings | None = None) -> CityOpsApp:
     # Faust's own monitor and cityops' metrics on one page; its names start with ``faust_``.
     setup_prometheus_sensors(app, pattern="/metrics", registry=app.prometheus, name_prefix="faust")
     register_ingest(app)
+    if settings.detection_enabled:
+        app.metrics.preset_detection(settings.topic("events_located"))
+        register_detection(app)
     return app
 
 

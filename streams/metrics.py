@@ -65,6 +65,10 @@ class Metrics:
     located_latency: Histogram
     devices_registered: Gauge
     registry_rejected: Counter
+    detection_events: Counter
+    data_quality: Counter
+    incident_updates: Counter
+    rules_reloads: Counter
 
     @classmethod
     def create(cls, registry: CollectorRegistry) -> Metrics:
@@ -106,6 +110,33 @@ class Metrics:
                 "devices.registry records dead-lettered as invalid.",
                 registry=registry,
             ),
+            detection_events=Counter(
+                "cityops_detection_events",
+                "Located events read by detection, by outcome: applied, flagged (data quality),"
+                " late (dead-lettered), invalid (dead-lettered), replayed (applied before a"
+                " restart, skipped).",
+                ["outcome"],
+                registry=registry,
+            ),
+            data_quality=Counter(
+                "cityops_data_quality_flags",
+                "Events not used for detection because of their data: stuck, impossible,"
+                " clock_skew; by sensor kind or video event type.",
+                ["flag", "kind"],
+                registry=registry,
+            ),
+            incident_updates=Counter(
+                "cityops_incident_updates",
+                "Incident updates published on incidents.updates, by category and severity.",
+                ["category", "severity"],
+                registry=registry,
+            ),
+            rules_reloads=Counter(
+                "cityops_rules_reloads",
+                "Rules files read after a change: loaded, or rejected (the rules in force stay).",
+                ["outcome"],
+                registry=registry,
+            ),
         )
 
     def preset(self, topics: list[str]) -> None:
@@ -117,3 +148,12 @@ class Metrics:
                 self.dead_letters.labels(topic=topic, reason=reason.value)
             self.duplicates.labels(topic=topic)
             self.located_latency.labels(topic=topic)
+
+    def preset_detection(self, located_topic: str) -> None:
+        """Create detection's label combinations at zero."""
+        for outcome in ("applied", "flagged", "late", "invalid", "replayed"):
+            self.detection_events.labels(outcome=outcome)
+        for reason in (DeadLetterReason.LATE_EVENT, DeadLetterReason.SCHEMA_VIOLATION):
+            self.dead_letters.labels(topic=located_topic, reason=reason.value)
+        for outcome in ("loaded", "rejected"):
+            self.rules_reloads.labels(outcome=outcome)

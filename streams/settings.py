@@ -152,6 +152,25 @@ class Settings(BaseSettings):
     """Longest a partial batch waits for more records; bounds the latency batching adds.
     ``CITYOPS_INGEST_BATCH_WAIT_S``"""
 
+    # --- detection -------------------------------------------------------------------------
+    detection_enabled: bool = True
+    """Run the detection agent in this worker. Off only to measure ingest alone (the ingest
+    benchmark does); every worker of a deployment should agree. ``CITYOPS_DETECTION_ENABLED``"""
+    rules_file: Path | None = None
+    """The detection rules (TOML, see ``docs/detection.md``); unset: the shipped Heyuan rules.
+    A worker re-reads the file when it changes; a file that does not validate is refused with
+    the reason and the rules in force stay. ``CITYOPS_RULES_FILE``"""
+    rules_check_interval_s: float = Field(default=5.0, gt=0, le=3_600)
+    """How often a worker looks for a changed rules file. ``CITYOPS_RULES_CHECK_INTERVAL_S``"""
+    allowed_lateness_s: float = Field(default=600.0, ge=0, le=86_400)
+    """How far behind the latest event time of its county an event may be observed and still
+    be used; an older one is dead-lettered as ``late_event``. Absences and quiet periods are
+    judged this far behind the latest event time. ``CITYOPS_ALLOWED_LATENESS_S``"""
+    detect_batch_size: int = Field(default=1_000, ge=1, le=2_000)
+    """Most located events detection applies before it writes its state and sends. Each write
+    starts with one journal record holding all of a county's changes, which must stay under
+    Kafka's 1 MB message limit: hence the bound. ``CITYOPS_DETECT_BATCH_SIZE``"""
+
     # --- local files -----------------------------------------------------------------------
     data_dir: Path = Field(default_factory=lambda: _xdg_dir("XDG_STATE_HOME", ".local/state"))
     """Disposable local state: the local broker's log and data, worker table stores.

@@ -1,0 +1,265 @@
+"""Detection in a real worker on the real broker: the incident stream is the same bytes on every
+replay and across a SIGKILL, and equals what the detector gives in-process; rules reload live."""
+
+from __future__ import annotations
+
+import random
+import signal
+import time
+import uuid
+from collections import defaultdict
+from pathlib import Path
+
+import orjson
+import pytest
+
+from geo import Hierarchy, cell_neighbours
+from schemas import SensorKind, VideoEventType
+from streams.detect.rules import DEFAULT_RULES
+from tests.conftest import free_port
+from tests.helpers import consume, end_offsets, produce, scrape, start_cli, stop, wait_for_topics
+from tests.streams.detect.scene import Scene, pick_cells
+
+pytestmark = pytest.mark.integration
+
+Stream = list[tuple[bytes, bytes]]
+
+
+def scenario(heyuan: Hierarchy) -> tuple[Scene, Stream]:
+    """Two hours of two counties: a flood across a town line seen on video, a fire on video,
+    a gauge going silent, a stuck sensor, quiet background gauges, one late event and one
+    record that is not a located event. Returns the in-process run and the records to produce.
+    """
+    neighbours = cell_neighbours(heyuan)
+    scene = Scene(heyuan, neighbours)
+    rng = random.Random(7)  # noqa: S311 - test data
+    places = [pick_cells(neighbours, "441602"), pick_cells(neighbours, "441622")]
+    for county in range(len(places)):
+        for n in range(8):
+            scene.sensor(f"g{county}-{n}", SensorKind.WATER_LEVEL)
+        scene.camera(f"c{county}-0")
+        scene.camera(f"c{county}-1")
+    for minute in range(120):
+        second = minute * 60
+        for county, cells in enumerate(places):
+            spots = [cells.a, cells.b, cells.a2, cells.far]
+            for n in range(8):
+                device = f"g{county}-{n}"
+                if n == 5 and minute > 30:
+                    continue  # went silent: offline
+                value = 1.0 + rng.random() / 10
+                if n == 0 and 10 <= minute < 40:
+                    value = 3.2 + minute / 20  # the flood, cleared from minute 40
+                if n == 1 and 20 <= minute < 45:
+                    value = 3.1  # joins across the town line
+                if n == 7:
+                    value = 0.5  # stuck
+                scene.reading(device, spots[n % 4], value, second + n)
+            if minute in (15, 16):
+                scene.video(f"c{county}-0", cells.a2, VideoEventType.WATERLOGGING, second + 30)
+            if minute in (50, 51):
+                scene.video(f"c{county}-1", cells.far, VideoEventType.FIRE_SMOKE, second + 40)
+    scene.reading("g0-0", places[0].a, 9.0, 60)  # late: two hours behind
+    records = [
+        (loc.location.county.encode(), loc.model_dump_json().encode()) for loc, _ in scene.fed
+    ]
+    records.insert(len(records) // 3, (b"441602", b'{"not": "a located event"}'))
+    return scene, records
+
+
+def by_incident(records: Stream) -> dict[bytes, list[bytes]]:
+    grouped: dict[bytes, list[bytes]] = defaultdict(list)
+    for key, value in records:
+        grouped[key].append(value)
+    return dict(grouped)
+
+
+def fresh_env(broker_env: dict[str, str], tmp_path: Path) -> dict[str, str]:
+    run = uuid.uuid4().hex[:8]
+    return {
+        **broker_env,
+        "CITYOPS_APP_ID": f"test-{run}",
+        "CITYOPS_TOPIC_PREFIX": f"test-{run}.",
+        "CITYOPS_WEB_PORT": str(free_port()),
+        "CITYOPS_DATA_DIR": str(tmp_path / run),
+    }
+
+
+def register(scene: Scene, bootstrap: str, env: dict[str, str]) -> None:
+    prefix, port = env["CITYOPS_TOPIC_PREFIX"], int(env["CITYOPS_WEB_PORT"])
+    wait_for_topics(bootstrap, [f"{prefix}devices.registry"])
+    produce(
+        bootstrap,
+        f"{prefix}devices.registry",
+        [(d.device_id.encode(), d.model_dump_json().encode()) for d in scene.devices.values()],
+    )
+    deadline = time.monotonic() + 60
+    while registered(port) < len(scene.devices):
+        assert time.monotonic() < deadline, "the worker did not take up the registrations"
+        time.sleep(0.2)
+
+
+def registered(port: int) -> float:
+    try:
+        return scrape(port).get(("cityops_devices_registered", ()), 0.0)
+    except OSError:  # the web server is not up yet
+        return 0.0
+
+
+def detection_counts(port: int) -> dict[str, float]:
+    return {
+        dict(labels)["outcome"]: value
+        for (name, labels), value in scrape(port).items()
+        if name == "cityops_detection_events_total"
+    }
+
+
+def run_once(
+    scene: Scene, records: Stream, env: dict[str, str], bootstrap: str, log_path: Path
+) -> tuple[Stream, dict[str, float]]:
+    prefix = env["CITYOPS_TOPIC_PREFIX"]
+    with log_path.open("ab") as log:
+        worker = start_cli(["worker"], env, log)
+        try:
+            register(scene, bootstrap, env)
+            produce(bootstrap, f"{prefix}events.located", records)
+            updates = consume(bootstrap, f"{prefix}incidents.updates", len(scene.updates), settle=2)
+            counts = detection_counts(int(env["CITYOPS_WEB_PORT"]))
+        finally:
+            code = stop(worker, signal.SIGINT)
+    assert code == 0, log_path.read_text()[-3000:]
+    return updates, counts
+
+
+def test_replaying_the_same_input_gives_byte_identical_incidents(
+    heyuan: Hierarchy, broker_env: dict[str, str], kafka_bootstrap: str, tmp_path: Path
+) -> None:
+    scene, records = scenario(heyuan)
+    expected = by_incident(
+        [(i.incident_id.encode(), i.model_dump_json().encode()) for i in scene.updates]
+    )
+    categories = {i.category.value for i in scene.updates}
+    assert categories >= {"flood", "fire_smoke", "device_offline"}, categories
+    assert any(i.corroborated_by for i in scene.updates)
+
+    runs = []
+    for n in range(2):
+        env = fresh_env(broker_env, tmp_path)
+        updates, counts = run_once(scene, records, env, kafka_bootstrap, tmp_path / f"{n}.log")
+        runs.append(by_incident(updates))
+        assert counts["late"] == 1
+        assert counts["invalid"] == 1
+        assert counts["flagged"] >= 100  # the stuck gauge, in both counties
+        assert counts["applied"] + counts["flagged"] + counts["late"] == len(scene.fed)
+    for run in runs:
+        for key, revisions in expected.items():
+            assert run.get(key) == revisions, _diff(revisions, run.get(key, []))
+        assert set(run) == set(expected)
+
+
+def _diff(expected: list[bytes], got: list[bytes]) -> str:
+    for want, have in zip(expected, got, strict=False):
+        if want != have:
+            a, b = orjson.loads(want), orjson.loads(have)
+            return str({k: (a[k], b.get(k)) for k in a if a[k] != b.get(k)})
+    return f"{len(expected)} revisions expected, {len(got)} published"
+
+
+def test_a_worker_killed_mid_scenario_raises_nothing_twice_and_misses_nothing(
+    heyuan: Hierarchy, broker_env: dict[str, str], kafka_bootstrap: str, tmp_path: Path
+) -> None:
+    scene, records = scenario(heyuan)
+    expected = by_incident(
+        [(i.incident_id.encode(), i.model_dump_json().encode()) for i in scene.updates]
+    )
+    env = {**fresh_env(broker_env, tmp_path), "CITYOPS_DETECT_BATCH_SIZE": "25"}
+    prefix = env["CITYOPS_TOPIC_PREFIX"]
+    topic = f"{prefix}incidents.updates"
+    log_path = tmp_path / "worker.log"
+    with log_path.open("ab") as log:
+        first = start_cli(["worker"], env, log)
+        try:
+            register(scene, kafka_bootstrap, env)
+            produce(kafka_bootstrap, f"{prefix}events.located", records)
+            deadline = time.monotonic() + 120
+            while end_offsets(kafka_bootstrap, topic) < len(scene.updates) // 3:
+                assert time.monotonic() < deadline, log_path.read_text()[-3000:]
+                time.sleep(0.02)
+        finally:
+            first.send_signal(signal.SIGKILL)
+            first.wait()
+        at_kill = end_offsets(kafka_bootstrap, topic)
+        second = start_cli(["worker"], env, log)
+        try:
+            updates = consume(kafka_bootstrap, topic, len(scene.updates), timeout=120, settle=3)
+        finally:
+            code = stop(second, signal.SIGINT)
+    assert code == 0, log_path.read_text()[-3000:]
+    assert at_kill < len(scene.updates), "the kill came after the end: nothing was tested"
+    published = by_incident(updates)
+    # Exactly the incidents of the uninterrupted run: none raised twice, none missing.
+    missing, extra = set(expected) - set(published), set(published) - set(expected)
+    assert (missing, extra) == (set(), set()), [orjson.loads(published[k][0]) for k in extra]
+    for key, revisions in published.items():
+        # Every update is one the uninterrupted run published (a revision may be published
+        # again after the restart, with the same bytes), and the last is its final state.
+        unknown = [r for r in revisions if r not in set(expected[key])]
+        assert not unknown, (key, _diff(expected[key], unknown))
+        assert revisions[-1] == expected[key][-1], (key, _diff(expected[key][-1:], revisions[-1:]))
+
+
+def test_rules_reload_live_and_a_bad_file_keeps_the_rules_in_force(
+    heyuan: Hierarchy, broker_env: dict[str, str], kafka_bootstrap: str, tmp_path: Path
+) -> None:
+    shipped = DEFAULT_RULES.read_text(encoding="utf-8")
+    rules = tmp_path / "rules.toml"
+    rules.write_text(shipped, encoding="utf-8")
+    env = {
+        **fresh_env(broker_env, tmp_path),
+        "CITYOPS_RULES_FILE": str(rules),
+        "CITYOPS_RULES_CHECK_INTERVAL_S": "0.2",
+    }
+    prefix, port = env["CITYOPS_TOPIC_PREFIX"], int(env["CITYOPS_WEB_PORT"])
+    scene = Scene(heyuan, cell_neighbours(heyuan))
+    scene.sensor("wl-1", SensorKind.WATER_LEVEL)
+    cells = pick_cells(scene.neighbours, "441602")
+    log_path = tmp_path / "worker.log"
+    with log_path.open("ab") as log:
+        worker = start_cli(["worker"], env, log)
+        try:
+            register(scene, kafka_bootstrap, env)
+            # A file that does not validate: refused with its reason, the shipped rules stay.
+            rules.write_text(shipped.replace("raise_after = 3", "raise_after = 0", 1), "utf-8")
+            wait_for_reloads(port, "rejected", 1, log_path)
+            assert "raise_after" in log_path.read_text(encoding="utf-8")
+            # A valid file: in force at the next event. One reading now raises.
+            changed = shipped.replace("raise_after = 3", "raise_after = 1", 1)
+            rules.write_text(changed.replace("heyuan-2026.12.1", "drill-2"), "utf-8")
+            wait_for_reloads(port, "loaded", 1, log_path)
+            scene.reading("wl-1", cells.a, 3.4, 0)
+            records = [(b"441602", loc.model_dump_json().encode()) for loc, _ in scene.fed]
+            produce(kafka_bootstrap, f"{prefix}events.located", records)
+            updates = consume(kafka_bootstrap, f"{prefix}incidents.updates", 1, settle=1)
+        finally:
+            code = stop(worker, signal.SIGINT)
+    assert code == 0, log_path.read_text()[-3000:]
+    assert len(updates) == 1, updates
+    incident = orjson.loads(updates[0][1])
+    assert incident["rules_version"] == "drill-2"
+    assert incident["rule"] == {"id": "flood.water-level", "version": 1}
+    assert incident["evidence_count"] == 1
+
+
+def wait_for_reloads(port: int, outcome: str, count: int, log_path: Path) -> None:
+    deadline = time.monotonic() + 60
+    while reloads(port, outcome) < count:
+        assert time.monotonic() < deadline, log_path.read_text()[-3000:]
+        time.sleep(0.1)
+
+
+def reloads(port: int, outcome: str) -> float:
+    try:
+        samples = scrape(port)
+    except OSError:  # the web server is not up yet
+        return 0.0
+    return samples.get(("cityops_rules_reloads_total", (("outcome", outcome),)), 0.0)
