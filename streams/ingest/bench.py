@@ -10,17 +10,21 @@ uses the configured broker, or starts a local one in a temporary directory, and:
 3. **ingest**: one ``cityops worker`` process reads the same backlog, validates, deduplicates,
    locates and writes them;
 4. **latency**: with the worker running, a producer sends readings at a steady rate stamped
-   with the time of sending; observed → located is read from the located events.
+   with the time of sending; observed → located is read from the located events;
+5. **with detection**: the same backlog under a fresh topic prefix, read by one worker running
+   ingest and detection (steps 3 and 4 run it with ``CITYOPS_DETECTION_ENABLED=false``), until
+   detection has applied every located event (its ``cityops_detection_events_total``).
 
-Throughput is records read per second between the first and the last output record (broker
-timestamps), so start-up does not count. The figure that matters is the ratio ingest/baseline:
-both run on the same machine and broker in the same minute.
+Throughput is records read per second between the first and the last output record (record
+timestamps), so start-up does not count. The figures that matter are the ratios to the baseline:
+all run on the same machine and broker in the same minutes.
 """
 
 from __future__ import annotations
 
 import argparse
 import asyncio
+import contextlib
 import json
 import os
 import platform
@@ -31,7 +35,9 @@ import subprocess
 import sys
 import tempfile
 import time
+import urllib.request
 import uuid
+from collections.abc import Iterator
 from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
@@ -39,6 +45,7 @@ from typing import Any
 import numpy as np
 import orjson
 from aiokafka import AIOKafkaConsumer, AIOKafkaProducer, TopicPartition
+from prometheus_client.parser import text_string_to_metric_families
 
 import geo
 from schemas import Datum, Device, DeviceType, Position, SensorKind
@@ -84,11 +91,14 @@ def readings(
     """Return ``count`` raw readings and how many should be located.
 
     98 % are valid, 1 % duplicates, 1 % invalid.
+    Values wander around each kind's usual level; one device in a hundred reads above its
+    alarm level, so detection raises and updates incidents as well as checking thresholds.
     """
     records: list[tuple[bytes, bytes]] = []
     valid = 0
     for n in range(count):
-        device = devices[n % len(devices)]
+        index = n % len(devices)
+        device = devices[index]
         roll = rng.random()
         if roll < 0.01 and records:
             records.append(records[-1])  # a producer retry
@@ -96,12 +106,29 @@ def readings(
         if roll < 0.02:
             records.append((device.device_id.encode(), b'{"event_id": "truncated'))
             continue
-        records.append((device.device_id.encode(), _reading(device, f"{tag}-{n}")))
+        value = _value(device, rng, alarm=index % 100 == 0)
+        records.append((device.device_id.encode(), _reading(device, f"{tag}-{n}", value)))
         valid += 1
     return records, valid
 
 
-def _reading(device: Device, event_id: str) -> bytes:
+# Usual level, spread, and a level above the lowest alarm of the shipped Heyuan rules.
+_LEVELS = {
+    SensorKind.WATER_LEVEL: (1.5, 0.3, 3.5),
+    SensorKind.PM25: (40.0, 10.0, 130.0),
+    SensorKind.NOISE: (55.0, 5.0, 80.0),
+    SensorKind.COMBUSTIBLE_GAS: (2.0, 0.5, 15.0),
+}
+
+
+def _value(device: Device, rng: random.Random, *, alarm: bool) -> float:
+    if device.kind is None:
+        raise ValueError(f"{device.device_id} is not a sensor")
+    usual, spread, high = _LEVELS[device.kind]
+    return round(max(0.0, (high if alarm else usual) + rng.gauss(0, spread)), 2)
+
+
+def _reading(device: Device, event_id: str, value: float) -> bytes:
     if device.kind is None:
         raise ValueError(f"{device.device_id} is not a sensor")
     return orjson.dumps(
@@ -109,7 +136,7 @@ def _reading(device: Device, event_id: str) -> bytes:
             "event_id": event_id,
             "device_id": device.device_id,
             "kind": device.kind.value,
-            "value": 1.5,
+            "value": value,
             "unit": _UNITS[device.kind],
             "observed_at": datetime.now(UTC).isoformat(),
         }
@@ -165,6 +192,14 @@ async def _span(
 
     Waits until the topic holds ``expected`` records.
     """
+    values, stamps = await _read(settings, topic, expected, wait_s)
+    return (max(stamps) - min(stamps)) / 1000, values
+
+
+async def _read(
+    settings: Settings, topic: str, expected: int, wait_s: float
+) -> tuple[list[bytes], list[int]]:
+    """Return the values and timestamps (ms) of ``topic``, once it holds ``expected``."""
     consumer = AIOKafkaConsumer(
         **aiokafka_config(settings),
         group_id=None,
@@ -185,7 +220,7 @@ async def _span(
                 stamps.extend(record.timestamp for record in records)
     finally:
         await consumer.stop()
-    return (max(stamps) - min(stamps)) / 1000, values
+    return values, stamps
 
 
 def _percentiles(values: list[float]) -> dict[str, float]:
@@ -203,7 +238,9 @@ def main() -> None:
     parser.add_argument("--rate", type=int, default=2_000, help="latency phase, events/s")
     parser.add_argument("--seconds", type=int, default=15, help="latency phase length")
     parser.add_argument("--json", type=Path, default=Path("bench-results/ingest.json"))
-    parser.add_argument("--profile", type=Path, help="write a cProfile of the worker here")
+    parser.add_argument(
+        "--profile", type=Path, help="write cProfiles of the workers here (.ingest/.detect.prof)"
+    )
     args = parser.parse_args()
     rng = random.Random(20261203)  # noqa: S311 - reproducible data, not secrets
     base = Settings()
@@ -234,71 +271,52 @@ def main() -> None:
 async def _run(
     args: argparse.Namespace, base: Settings, rng: random.Random, tmp: Path
 ) -> dict[str, Any]:
-    run = uuid.uuid4().hex[:8]
-    web_port = _free_port()
-    settings = base.model_copy(
-        update={
-            "topic_prefix": f"bench-{run}.",
-            "app_id": f"bench-{run}",
-            "web_port": web_port,
-            "store": "memory",
-            "data_dir": tmp / "worker",
-        }
-    )
-    await asyncio.to_thread(ensure_topics, settings)
-    baseline_topic = settings.topic_prefix + "bench.baseline"
-    await asyncio.to_thread(_create, settings, baseline_topic)
     hierarchy = geo.load_heyuan()
     devices = fleet(hierarchy, args.devices, rng)
-    await _produce(
-        settings,
-        settings.topic("devices_registry"),
-        [(d.device_id.encode(), d.model_dump_json().encode()) for d in devices],
-    )
     backlog, valid = readings(devices, args.events, rng, "backlog")
+    settings = await _stage(base, tmp / "ingest", devices, backlog)
     source = settings.topic("sensor_readings")
-    await _produce(settings, source, backlog)
     print(f"backlog: {len(backlog)} readings ({valid} valid) on {source}", flush=True)
 
+    baseline_topic = settings.topic_prefix + "bench.baseline"
+    await asyncio.to_thread(_create, settings, baseline_topic)
     await _baseline(settings, source, baseline_topic, len(backlog))
     span, _ = await _span(settings, baseline_topic, len(backlog), wait_s=600)
     baseline_eps = len(backlog) / span
     print(f"baseline aiokafka consume→produce: {baseline_eps:,.0f} records/s", flush=True)
 
-    env = {**os.environ, **_env(settings)}
-    log_path = tmp / "worker.log"
-    with log_path.open("wb") as log:
-        profile = ["-m", "cProfile", "-o", str(args.profile)] if args.profile else []
-        # Popen returns at once; the worker runs while this coroutine waits on Kafka.
-        worker = subprocess.Popen(  # noqa: ASYNC220, S603 - fixed argument list
-            [sys.executable, *profile, "-m", "streams.cli", "worker"],
-            env=env,
-            stdout=log,
-            stderr=subprocess.STDOUT,
+    located_topic = settings.topic("events_located")
+    with _worker(settings, args, tmp, "ingest", detection=False) as worker:
+        span, _ = await _span(settings, located_topic, valid, wait_s=900)
+        ingest_eps = len(backlog) / span
+        print(
+            f"ingest alone (one worker): {ingest_eps:,.0f} records/s "
+            f"= {ingest_eps / baseline_eps:.2f} of baseline",
+            flush=True,
         )
-        try:
-            located_topic = settings.topic("events_located")
-            span, _ = await _span(settings, located_topic, valid, wait_s=900)
-            ingest_eps = len(backlog) / span
-            print(
-                f"ingest (one worker): {ingest_eps:,.0f} records/s "
-                f"= {ingest_eps / baseline_eps:.2f} of baseline",
-                flush=True,
-            )
-            latency = await _latency(settings, devices, args.rate, args.seconds, valid)
-            print(
-                f"latency observed→located at {args.rate:,} events/s: "
-                + " ".join(f"{k}={v * 1000:.0f}ms" for k, v in latency.items()),
-                flush=True,
-            )
-            rss = _peak_rss_mib(worker.pid)
-            print(f"worker peak RSS: {rss:.0f} MiB", flush=True)
-        finally:
-            worker.send_signal(signal.SIGINT)
-            worker.wait(timeout=90)
-            log_copy = args.json.with_suffix(".worker.log")
-            log_copy.parent.mkdir(parents=True, exist_ok=True)
-            log_copy.write_bytes(log_path.read_bytes())
+        latency = await _latency(settings, devices, args.rate, args.seconds, valid)
+        print(
+            f"latency observed→located at {args.rate:,} events/s: "
+            + " ".join(f"{k}={v * 1000:.0f}ms" for k, v in latency.items()),
+            flush=True,
+        )
+        rss = _peak_rss_mib(worker.pid)
+        print(f"worker peak RSS: {rss:.0f} MiB", flush=True)
+
+    settings = await _stage(base, tmp / "detect", devices, backlog)
+    with _worker(settings, args, tmp, "detect", detection=True) as worker:
+        done_at = await _detected(settings.web_port, valid, wait_s=900)
+        first, _ = await _first_and_last(settings, settings.topic("events_located"), valid)
+        detect_eps = len(backlog) / (done_at - first)
+        print(
+            f"ingest + detection (one worker): {detect_eps:,.0f} records/s "
+            f"= {detect_eps / baseline_eps:.2f} of baseline, "
+            f"{detect_eps / ingest_eps:.2f} of ingest alone",
+            flush=True,
+        )
+        detect_rss = _peak_rss_mib(worker.pid)
+        incidents = await _count(settings, settings.topic("incidents_updates"))
+        print(f"worker peak RSS: {detect_rss:.0f} MiB; {incidents} incident updates", flush=True)
     return {
         "benchmark": "ingest",
         "events": len(backlog),
@@ -310,8 +328,111 @@ async def _run(
         "latency_rate_per_s": args.rate,
         "latency_s": latency,
         "worker_peak_rss_mib": rss,
+        "with_detection": {
+            "records_per_s": detect_eps,
+            "ratio_to_baseline": detect_eps / baseline_eps,
+            "ratio_to_ingest_alone": detect_eps / ingest_eps,
+            "worker_peak_rss_mib": detect_rss,
+            "incident_updates": incidents,
+        },
         "batch_size": settings.ingest_batch_size,
+        "detect_batch_size": settings.detect_batch_size,
     }
+
+
+async def _stage(
+    base: Settings, data_dir: Path, devices: list[Device], backlog: list[tuple[bytes, bytes]]
+) -> Settings:
+    """Create a fresh set of topics, register ``devices`` and put ``backlog`` on the input."""
+    run = uuid.uuid4().hex[:8]
+    settings = base.model_copy(
+        update={
+            "topic_prefix": f"bench-{run}.",
+            "app_id": f"bench-{run}",
+            "web_port": _free_port(),
+            "store": "memory",
+            "data_dir": data_dir,
+        }
+    )
+    await asyncio.to_thread(ensure_topics, settings)
+    await _produce(
+        settings,
+        settings.topic("devices_registry"),
+        [(d.device_id.encode(), d.model_dump_json().encode()) for d in devices],
+    )
+    await _produce(settings, settings.topic("sensor_readings"), backlog)
+    return settings
+
+
+@contextlib.contextmanager
+def _worker(
+    settings: Settings, args: argparse.Namespace, tmp: Path, name: str, *, detection: bool
+) -> Iterator[subprocess.Popen[bytes]]:
+    """Run one ``cityops worker``; keep its log beside the JSON."""
+    env = {**os.environ, **_env(settings), "CITYOPS_DETECTION_ENABLED": str(detection).lower()}
+    log_path = tmp / f"{name}.log"
+    profile = []
+    if args.profile:
+        profile = ["-m", "cProfile", "-o", str(args.profile.with_suffix(f".{name}.prof"))]
+    with log_path.open("wb") as log:
+        worker = subprocess.Popen(  # noqa: S603 - fixed argument list
+            [sys.executable, *profile, "-m", "streams.cli", "worker"],
+            env=env,
+            stdout=log,
+            stderr=subprocess.STDOUT,
+        )
+        try:
+            yield worker
+        finally:
+            worker.send_signal(signal.SIGINT)
+            worker.wait(timeout=90)
+            log_copy = args.json.with_suffix(f".{name}.log")
+            log_copy.parent.mkdir(parents=True, exist_ok=True)
+            log_copy.write_bytes(log_path.read_bytes())
+
+
+async def _detected(port: int, expected: int, wait_s: float) -> float:
+    """Return the wall-clock time at which detection had taken ``expected`` located events."""
+    deadline = time.monotonic() + wait_s
+    while True:
+        try:
+            taken = await asyncio.to_thread(_detection_events, port)
+        except OSError:  # not up yet
+            taken = 0
+        if taken >= expected:
+            return time.time()
+        if time.monotonic() > deadline:
+            raise SystemExit(f"detection took {taken:.0f} of {expected} events in {wait_s} s")
+        # A scrape costs the worker tens of milliseconds: poll gently, at ±0.5 s resolution.
+        await asyncio.sleep(0.5)
+
+
+def _detection_events(port: int) -> float:
+    with urllib.request.urlopen(f"http://127.0.0.1:{port}/metrics", timeout=10) as response:
+        text = response.read().decode()
+    return sum(
+        sample.value
+        for family in text_string_to_metric_families(text)
+        for sample in family.samples
+        if sample.name == "cityops_detection_events_total"
+    )
+
+
+async def _first_and_last(settings: Settings, topic: str, expected: int) -> tuple[float, float]:
+    """Return the first and last record timestamps of ``topic`` (seconds since the epoch)."""
+    _, stamps = await _read(settings, topic, expected, wait_s=120)
+    return min(stamps) / 1000, max(stamps) / 1000
+
+
+async def _count(settings: Settings, topic: str) -> int:
+    """Return how many records ``topic`` holds."""
+    consumer = AIOKafkaConsumer(**aiokafka_config(settings), group_id=None)
+    await consumer.start()
+    try:
+        parts = [TopicPartition(topic, p) for p in partitions_of(settings, topic)]
+        return sum((await consumer.end_offsets(parts)).values())
+    finally:
+        await consumer.stop()
 
 
 async def _latency(
@@ -327,8 +448,9 @@ async def _latency(
             due = int((time.monotonic() - start) * rate)
             for _ in range(max(0, min(due, rate * seconds) - sent)):
                 device = devices[sent % len(devices)]
+                usual = _LEVELS[device.kind][0] if device.kind else 0.0
                 await producer.send(
-                    source, _reading(device, f"live-{sent}"), key=device.device_id.encode()
+                    source, _reading(device, f"live-{sent}", usual), key=device.device_id.encode()
                 )
                 sent += 1
             await asyncio.sleep(0.005)
@@ -337,8 +459,8 @@ async def _latency(
         await producer.stop()
     _, values = await _span(settings, settings.topic("events_located"), already + sent, 120)
     latencies = []
-    for value in values:
-        document = orjson.loads(value)
+    for record in values:
+        document = orjson.loads(record)
         if document["event"]["event_id"].startswith("live-"):
             observed = datetime.fromisoformat(document["event"]["observed_at"])
             located = datetime.fromisoformat(document["ingested_at"])
