@@ -17,12 +17,14 @@ from __future__ import annotations
 
 import asyncio
 import logging
+import weakref
 from collections.abc import Iterable
 from datetime import UTC, datetime
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 import faust
+import faust.streams as faust_streams
 import orjson
 from aiokafka.structs import RecordMetadata
 from faust.types import TP, EventT
@@ -89,7 +91,7 @@ def register_detection(app: CityOpsApp) -> None:
                 message = event.message
                 if message.partition not in loaded:
                     loaded.add(message.partition)
-                    sent += _load(app, table, detector, message.partition)
+                    sent += _load(app, table, detector, message.partition, message.offset)
                 located = _parse(app, event, dead)
                 if located is None:
                     continue
@@ -102,7 +104,7 @@ def register_detection(app: CityOpsApp) -> None:
             for county, event in last_of_county.items():
                 changes = detector.changes(county)
                 state.setdefault(event.message.partition, []).extend(
-                    _write(stream, table, event, county, changes)
+                    _write(table, event, county, changes)
                 )
             for partition, records in state.items():
                 await send_batched(
@@ -210,35 +212,42 @@ def _incident_message(app: CityOpsApp, incident: Any) -> Message:
 
 
 def _write(
-    stream: faust.StreamT[bytes],
-    table: Any,
-    event: EventT[bytes],
-    county: str,
-    records: Iterable[tuple[str, str, Any]],
+    table: Any, event: EventT[bytes], county: str, records: Iterable[tuple[str, str, Any]]
 ) -> list[Message]:
     """Write ``county``'s changes into the table's store; return its changelog records.
 
     The records are sent in batches by the caller instead of one Faust ``send`` per key,
-    which cost detection two thirds of its time. ``event`` is made current because a RocksDB
-    store files each key under the current event's partition.
+    which cost detection two thirds of its time. A RocksDB store files each key under the
+    partition of Faust's current event, so ``event`` is made current for the writes, in the
+    task-local context variable only: the stream's own ``current_event`` belongs to Faust's
+    ``take_events`` buffering, which runs in another task and reads it.
     """
-    stream._set_current_event(event)  # type: ignore[attr-defined]
-    store = table.data
-    messages = []
-    for section, name, value in records:
-        key = _SEP.join((county, section, name)).encode()
-        if value is None:
-            store.pop(key, None)
-            messages.append(Message(key, None))
-        else:
-            encoded = orjson.dumps(value)
-            store[key] = encoded
-            messages.append(Message(key, encoded))
-    return messages
+    token = faust_streams._current_event.set(weakref.ref(event))
+    try:
+        store = table.data
+        messages = []
+        for section, name, value in records:
+            key = _SEP.join((county, section, name)).encode()
+            if value is None:
+                store.pop(key, None)
+                messages.append(Message(key, None))
+            else:
+                encoded = orjson.dumps(value)
+                store[key] = encoded
+                messages.append(Message(key, encoded))
+        return messages
+    finally:
+        faust_streams._current_event.reset(token)
 
 
-def _load(app: CityOpsApp, table: Any, detector: Detector, partition: int) -> list[Message]:
-    """Load every county of ``partition`` from the table; return its incidents to republish."""
+def _load(
+    app: CityOpsApp, table: Any, detector: Detector, partition: int, first: int
+) -> list[Message]:
+    """Load every county of ``partition`` from the table; return its incidents to republish.
+
+    ``first`` is the offset the partition resumes at, logged beside each county's last applied
+    offset: the events between them are redelivered and skipped as replayed.
+    """
     partitions = list(range(app.cityops_settings.topic_partitions))
     grouped: dict[str, list[tuple[str, str, Any]]] = {}
     for key, value in list(table.items()):
@@ -248,13 +257,19 @@ def _load(app: CityOpsApp, table: Any, detector: Detector, partition: int) -> li
     republish = []
     for county, records in sorted(grouped.items()):
         detector.load(county, records)
-        republish += [_incident_message(app, i) for i in detector.open_incidents(county)]
-    if grouped:
+        held = [_incident_message(app, i) for i in detector.open_incidents(county)]
+        republish += held
+        clock = detector.counties[county].clock
         log.info(
-            "detection state of partition %d loaded: %d counties, %d incidents republished",
+            "detection state of county %s loaded from partition %d (resuming at offset %d):"
+            " %d records, applied up to offset %s, event time %s, %d incidents republished",
+            county,
             partition,
-            len(grouped),
-            len(republish),
+            first,
+            len(records),
+            clock["applied"],
+            clock["max"],
+            len(held),
         )
     return republish
 

@@ -12,6 +12,7 @@ from pathlib import Path
 
 import orjson
 import pytest
+from kafka import KafkaProducer
 
 from geo import Hierarchy, cell_neighbours
 from schemas import SensorKind, VideoEventType
@@ -114,15 +115,39 @@ def detection_counts(port: int) -> dict[str, float]:
     }
 
 
+def produce_slowly(bootstrap: str, topic: str, records: Stream) -> None:
+    """Send ``records`` one by one, about 500 a second, so that some arrive while the worker
+    is busy with the batch before (a batch then closes on its time limit, not on its size)."""
+    producer = KafkaProducer(bootstrap_servers=bootstrap, acks="all", linger_ms=0)
+    try:
+        for key, value in records:
+            producer.send(topic, key=key, value=value)
+            time.sleep(0.002)
+        producer.flush()
+    finally:
+        producer.close()
+
+
 def run_once(
-    scene: Scene, records: Stream, env: dict[str, str], bootstrap: str, log_path: Path
+    scene: Scene,
+    records: Stream,
+    env: dict[str, str],
+    bootstrap: str,
+    log_path: Path,
+    *,
+    trickle: bool = False,
 ) -> tuple[Stream, dict[str, float]]:
+    """Run a worker over ``records``: all at once, or in small chunks while it works (then
+    batches close on their time limit while records keep arriving)."""
     prefix = env["CITYOPS_TOPIC_PREFIX"]
     with log_path.open("ab") as log:
         worker = start_cli(["worker"], env, log)
         try:
             register(scene, bootstrap, env)
-            produce(bootstrap, f"{prefix}events.located", records)
+            if trickle:
+                produce_slowly(bootstrap, f"{prefix}events.located", records)
+            else:
+                produce(bootstrap, f"{prefix}events.located", records)
             updates = consume(bootstrap, f"{prefix}incidents.updates", len(scene.updates), settle=2)
             counts = detection_counts(int(env["CITYOPS_WEB_PORT"]))
         finally:
@@ -143,9 +168,10 @@ def test_replaying_the_same_input_gives_byte_identical_incidents(
     assert any(i.corroborated_by for i in scene.updates)
 
     runs = []
-    for n in range(2):
+    for n, trickle in enumerate((False, True)):
         env = fresh_env(broker_env, tmp_path)
-        updates, counts = run_once(scene, records, env, kafka_bootstrap, tmp_path / f"{n}.log")
+        log_path = tmp_path / f"{n}.log"
+        updates, counts = run_once(scene, records, env, kafka_bootstrap, log_path, trickle=trickle)
         runs.append(by_incident(updates))
         assert counts["late"] == 1
         assert counts["invalid"] == 1

@@ -232,7 +232,8 @@ def test_a_worker_killed_mid_stream_loses_nothing_and_locates_nothing_twice(
     assert located_at_kill < len(valid), "the kill came after the end: nothing was tested"
 
     ids = Counter(orjson.loads(value)["event"]["event_id"] for _, value in located)
-    assert len(ids) == len(valid)  # nothing lost
+    lost = sorted(int(i.split("-")[1]) for i in {f"k-{n}" for n in range(len(valid))} - set(ids))
+    assert not lost, (len(lost), lost[:3], lost[-3:], located_at_kill, counted, output[-2000:])
     assert max(ids.values()) == 1, [i for i, n in ids.items() if n > 1][:5]  # nothing twice
     reasons = Counter(DeadLetter.model_validate_json(value).reason.value for _, value in dead)
     assert reasons == Counter(reason for reason, _ in bad)
