@@ -7,7 +7,7 @@ import subprocess
 import sys
 import time
 import urllib.request
-from collections.abc import Iterable, Sequence
+from collections.abc import Callable, Iterable, Sequence
 from pathlib import Path
 from typing import IO
 
@@ -94,6 +94,21 @@ def consume(
     """Read ``topic`` from the beginning until ``expected`` records arrived or time ran out;
     then go on reading for ``settle`` seconds, so that a test sees records beyond those it
     expected."""
+    return consume_until(
+        bootstrap, topic, lambda records: len(records) >= expected, timeout, settle
+    )
+
+
+def consume_until(
+    bootstrap: str,
+    topic: str,
+    done: Callable[[list[tuple[bytes, bytes]]], bool],
+    timeout: float = 90.0,
+    settle: float = 0.0,
+) -> list[tuple[bytes, bytes]]:
+    """Read ``topic`` from the beginning until ``done(records)`` or time ran out; then go on
+    reading for ``settle`` seconds. For streams where a count is not enough: records that
+    may be published again (with the same bytes) would make a count come true too early."""
     consumer = KafkaConsumer(bootstrap_servers=bootstrap, enable_auto_commit=False)
     try:
         deadline = time.monotonic() + timeout
@@ -104,7 +119,7 @@ def consume(
         consumer.assign([TopicPartition(topic, partition) for partition in partitions])
         consumer.seek_to_beginning()
         records: list[tuple[bytes, bytes]] = []
-        while len(records) < expected and time.monotonic() < deadline:
+        while not done(records) and time.monotonic() < deadline:
             for batch in consumer.poll(timeout_ms=500).values():
                 records.extend((message.key, message.value) for message in batch)
         deadline = time.monotonic() + settle

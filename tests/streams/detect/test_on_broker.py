@@ -18,7 +18,16 @@ from geo import Hierarchy, cell_neighbours
 from schemas import SensorKind, VideoEventType
 from streams.detect.rules import DEFAULT_RULES
 from tests.conftest import free_port
-from tests.helpers import consume, end_offsets, produce, scrape, start_cli, stop, wait_for_topics
+from tests.helpers import (
+    consume,
+    consume_until,
+    end_offsets,
+    produce,
+    scrape,
+    start_cli,
+    stop,
+    wait_for_topics,
+)
 from tests.streams.detect.scene import Scene, pick_cells
 
 pytestmark = pytest.mark.integration
@@ -217,7 +226,15 @@ def test_a_worker_killed_mid_scenario_raises_nothing_twice_and_misses_nothing(
         at_kill = end_offsets(kafka_bootstrap, topic)
         second = start_cli(["worker"], env, log)
         try:
-            updates = consume(kafka_bootstrap, topic, len(scene.updates), timeout=120, settle=3)
+            # Republished revisions count too, so wait for every incident's final revision.
+            finals = {revisions[-1] for revisions in expected.values()}
+            updates = consume_until(
+                kafka_bootstrap,
+                topic,
+                lambda got: finals <= {value for _, value in got},
+                timeout=120,
+                settle=3,
+            )
         finally:
             code = stop(second, signal.SIGINT)
     assert code == 0, log_path.read_text()[-3000:]
