@@ -33,8 +33,9 @@ from schemas import (
     SensorReading,
     Severity,
     VideoEvent,
+    VideoEventType,
 )
-from streams.detect.rules import RuleSet, ThresholdRule, VideoRule
+from streams.detect.rules import CorroborationRule, RuleSet, ThresholdRule, VideoRule
 
 __all__ = ["Detector", "Flag", "Outcome", "incident_id"]
 
@@ -42,6 +43,8 @@ _MAX_LISTED = 256  # cells, towns, devices named on one incident
 _RECENT = 20  # recent evidence ids on one incident
 
 State = dict[str, Any]
+Changed = dict[str, State]
+"""The incidents an event changed, by id, in the order of their last change."""
 
 
 class Flag(StrEnum):
@@ -148,6 +151,10 @@ class Detector:
         self._rules = rules
         self._thresholds = rules.thresholds()
         self._videos = rules.videos()
+        self._corroborations: dict[VideoEventType, list[CorroborationRule]] = {}
+        for corroboration in rules.corroboration:
+            for video_type in corroboration.video_types:
+                self._corroborations.setdefault(video_type, []).append(corroboration)
         windows = [rule.window_s for rule in rules.video]
         windows += [rule.window_s for rule in rules.corroboration]
         self._longest_window = max(windows, default=0.0)
@@ -217,7 +224,7 @@ class Detector:
         watermark = county.watermark(self.allowed_lateness)
         if t < watermark:
             return Outcome(late=True, watermark=watermark)
-        changed: dict[str, Incident] = {}
+        changed: Changed = {}
         flag = self._liveness(county, located, t, changed)
         if flag is not Flag.CLOCK_SKEW:  # a stuck or impossible value still tells the time
             high = county.clock["max"]
@@ -228,7 +235,7 @@ class Detector:
             else:
                 self._video(county, located, event, t, changed)
         self._timers(county, changed)
-        return Outcome(incidents=list(changed.values()), flag=flag)
+        return Outcome(incidents=self._publish(changed), flag=flag)
 
     def _county(self, code: str) -> _County:
         state = self.counties.get(code)
@@ -237,7 +244,7 @@ class Detector:
         return state
 
     def _liveness(
-        self, county: _County, located: LocatedEvent, t: float, changed: dict[str, Incident]
+        self, county: _County, located: LocatedEvent, t: float, changed: Changed
     ) -> Flag | None:
         """Record that the device reported; return a data-quality flag, if any."""
         quality = self.rules.quality
@@ -282,7 +289,7 @@ class Detector:
         located: LocatedEvent,
         reading: SensorReading,
         t: float,
-        changed: dict[str, Incident],
+        changed: Changed,
     ) -> None:
         rule = self._thresholds.get((reading.kind, reading.unit))
         if rule is None:
@@ -327,34 +334,34 @@ class Detector:
         located: LocatedEvent,
         event: VideoEvent,
         t: float,
-        changed: dict[str, Incident],
+        changed: Changed,
     ) -> None:
         cell = located.location.cell
-        if any(
-            event.event_type in rule.video_types and event.confidence >= rule.min_confidence
-            for rule in self.rules.corroboration
-        ):
-            self._sighting(county, located, event, t, changed)
+        corroborating = [
+            rule
+            for rule in self._corroborations.get(event.event_type, ())
+            if event.confidence >= rule.min_confidence
+        ]
+        if corroborating:
+            self._sighting(county, located, event, t, rules=corroborating, changed=changed)
         rule = self._videos.get(event.event_type)
         if rule is None or event.confidence < rule.min_confidence:
             return
         source = f"v|{event.event_type.value}|{cell}"
-        until = t + rule.clear_after_s
         active = county.open.get(self._open_key(rule.category.value, rule.department, located))
-        if active is not None and source in county.inc[active]["sources"]:
-            self._evidence(
-                county, rule, rule.severity, located, source=source, until=until, changed=changed
-            )
-            return
-        window = county.win.setdefault(source, [])
-        window.append([t, event.event_id])
-        window[:] = [entry for entry in window if entry[0] >= t - rule.window_s]
-        county.touch("win", source)
-        if len(window) >= rule.count:
+        if active is None or source not in county.inc[active]["sources"]:
+            # Not yet confirmed: count it in the cell's window until there are enough.
+            window = county.win.setdefault(source, [])
+            window.append([t, event.event_id])
+            window[:] = [entry for entry in window if entry[0] >= t - rule.window_s]
+            county.touch("win", source)
+            if len(window) < rule.count:
+                return
             del county.win[source]
-            self._evidence(
-                county, rule, rule.severity, located, source=source, until=until, changed=changed
-            )
+        until = t + rule.clear_after_s
+        self._evidence(
+            county, rule, rule.severity, located, source=source, until=until, changed=changed
+        )
 
     def _sighting(
         self,
@@ -362,18 +369,21 @@ class Detector:
         located: LocatedEvent,
         event: VideoEvent,
         t: float,
-        changed: dict[str, Incident],
+        *,
+        rules: list[CorroborationRule],
+        changed: Changed,
     ) -> None:
-        """Remember a video event that corroborates sensors, and corroborate what it can."""
+        """Remember a video event; corroborate what it can under ``rules``.
+
+        ``rules`` are the corroboration rules of its type that it is confident enough for.
+        """
         cell = located.location.cell
         key = f"{event.event_type.value}|{cell}"
         previous = county.sight.get(key)
         if previous is None or previous[0] < t:
             county.sight[key] = [t, event.event_id]
             county.touch("sight", key)
-        for rule in self.rules.corroboration:
-            if event.event_type not in rule.video_types:
-                continue
+        for rule in rules:
             near = self._near(cell, rule.neighbours)
             for number in sorted(county.inc):
                 inc = county.inc[number]
@@ -406,7 +416,7 @@ class Detector:
         *,
         source: str,
         until: float | None,
-        changed: dict[str, Incident],
+        changed: Changed,
     ) -> str:
         """Add one event's evidence to the incident of its problem, raising one if none."""
         t = located.event.observed_at.timestamp()
@@ -530,7 +540,7 @@ class Detector:
                 listed.sort()
 
     def _corroborate_sensor(
-        self, county: _County, inc: State, cell: str, t: float, changed: dict[str, Incident]
+        self, county: _County, inc: State, cell: str, t: float, changed: Changed
     ) -> None:
         if inc["corroborated_by"] is not None:
             return
@@ -550,7 +560,7 @@ class Detector:
         inc: State,
         rule: dict[str, Any],
         t: float,
-        changed: dict[str, Incident],
+        changed: Changed,
     ) -> None:
         inc["corroborated_by"] = rule
         inc["updated"] = max(inc["updated"], t)
@@ -562,7 +572,7 @@ class Detector:
         number: str | None,
         source: str,
         t: float,
-        changed: dict[str, Incident],
+        changed: Changed,
     ) -> None:
         """``source`` no longer holds; with no source left the incident is cleared at ``t``."""
         inc = county.inc.get(number) if number is not None else None
@@ -577,12 +587,19 @@ class Detector:
         else:
             county.touch("inc", number)  # type: ignore[arg-type]
 
-    def _changed(self, county: _County, inc: State, changed: dict[str, Incident]) -> None:
-        inc["revision"] += 1
-        inc["rules_version"] = self.rules.version
-        county.touch("inc", inc["incident_id"])
-        changed.pop(inc["incident_id"], None)
-        changed[inc["incident_id"]] = self.incident(inc)
+    @staticmethod
+    def _changed(county: _County, inc: State, changed: Changed) -> None:
+        number = inc["incident_id"]
+        county.touch("inc", number)
+        changed.pop(number, None)
+        changed[number] = inc
+
+    def _publish(self, changed: Changed) -> list[Incident]:
+        """One new revision per incident the event changed, however many times it did."""
+        for inc in changed.values():
+            inc["revision"] += 1
+            inc["rules_version"] = self.rules.version
+        return [self.incident(inc) for inc in changed.values()]
 
     def incident(self, inc: State) -> Incident:
         """Return the published form of a working incident."""
@@ -631,7 +648,7 @@ class Detector:
 
     # --- timers: absence, quiet video, forgetting ----------------------------------------------
 
-    def _timers(self, county: _County, changed: dict[str, Incident]) -> None:
+    def _timers(self, county: _County, changed: Changed) -> None:
         watermark = county.watermark(self.allowed_lateness)
         if watermark < county.next_due:
             return
@@ -645,7 +662,7 @@ class Detector:
                 county.touch("win" if section is county.win else "sight", key)
         county.next_due = due
 
-    def _absences(self, county: _County, watermark: float, changed: dict[str, Incident]) -> float:
+    def _absences(self, county: _County, watermark: float, changed: Changed) -> float:
         """Raise the offline incidents due; return the next absence deadline."""
         due = math.inf
         absence = self.rules.absence
@@ -662,7 +679,7 @@ class Detector:
                 due = min(due, deadline)
         return due
 
-    def _expiries(self, county: _County, watermark: float, changed: dict[str, Incident]) -> float:
+    def _expiries(self, county: _County, watermark: float, changed: Changed) -> float:
         """Clear quiet video sources, forget long-cleared incidents; return the next such time."""
         due = math.inf
         for number in sorted(county.inc):
@@ -687,7 +704,7 @@ class Detector:
         device_id: str,
         dev: State,
         deadline: float,
-        changed: dict[str, Incident],
+        changed: Changed,
     ) -> str:
         """Raise (or join) the offline incident of a device silent since ``dev['last']``."""
         rule = self.rules.absence
