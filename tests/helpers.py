@@ -16,6 +16,8 @@ from kafka.admin import KafkaAdminClient
 from kafka.errors import KafkaError
 from prometheus_client.parser import text_string_to_metric_families
 
+from schemas import Device
+
 # The console script installed next to this interpreter, as a user runs it.
 CITYOPS = str(Path(sys.executable).with_name("cityops"))
 
@@ -151,6 +153,26 @@ def scrape(port: int) -> dict[tuple[str, tuple[tuple[str, str], ...]], float]:
         for family in text_string_to_metric_families(text)
         for sample in family.samples
     }
+
+
+def metric(port: int, name: str, **labels: str) -> float:
+    """One sample of a worker's ``/metrics``; 0 when it is absent or the web server is not up
+    yet."""
+    try:
+        samples = scrape(port)
+    except OSError:
+        return 0.0
+    return samples.get((name, tuple(sorted(labels.items()))), 0.0)
+
+
+def register(bootstrap: str, prefix: str, port: int, devices: Iterable[Device]) -> None:
+    """Put ``devices`` on the registry while a worker runs; return when it has them all."""
+    records = [(d.device_id.encode(), d.model_dump_json().encode()) for d in devices]
+    produce(bootstrap, f"{prefix}devices.registry", records)
+    deadline = time.monotonic() + 60
+    while metric(port, "cityops_devices_registered") < len(records):
+        assert time.monotonic() < deadline, "the worker did not take up the registrations"
+        time.sleep(0.2)
 
 
 def one_line_error(result: subprocess.CompletedProcess[str]) -> str:

@@ -22,7 +22,9 @@ from tests.helpers import (
     consume,
     consume_until,
     end_offsets,
+    metric,
     produce,
+    register,
     scrape,
     start_cli,
     stop,
@@ -77,6 +79,11 @@ def scenario(heyuan: Hierarchy) -> tuple[Scene, Stream]:
     return scene, records
 
 
+def in_process(scene: Scene) -> Stream:
+    """What the in-process detector published, as it goes on ``incidents.updates``."""
+    return [(i.incident_id.encode(), i.model_dump_json().encode()) for i in scene.updates]
+
+
 def by_incident(records: Stream) -> dict[bytes, list[bytes]]:
     grouped: dict[bytes, list[bytes]] = defaultdict(list)
     for key, value in records:
@@ -95,25 +102,11 @@ def fresh_env(broker_env: dict[str, str], tmp_path: Path) -> dict[str, str]:
     }
 
 
-def register(scene: Scene, bootstrap: str, env: dict[str, str]) -> None:
-    prefix, port = env["CITYOPS_TOPIC_PREFIX"], int(env["CITYOPS_WEB_PORT"])
-    wait_for_topics(bootstrap, [f"{prefix}devices.registry"])
-    produce(
-        bootstrap,
-        f"{prefix}devices.registry",
-        [(d.device_id.encode(), d.model_dump_json().encode()) for d in scene.devices.values()],
+def register_scene(scene: Scene, bootstrap: str, env: dict[str, str]) -> None:
+    wait_for_topics(bootstrap, [f"{env['CITYOPS_TOPIC_PREFIX']}devices.registry"])
+    register(
+        bootstrap, env["CITYOPS_TOPIC_PREFIX"], int(env["CITYOPS_WEB_PORT"]), scene.devices.values()
     )
-    deadline = time.monotonic() + 60
-    while registered(port) < len(scene.devices):
-        assert time.monotonic() < deadline, "the worker did not take up the registrations"
-        time.sleep(0.2)
-
-
-def registered(port: int) -> float:
-    try:
-        return scrape(port).get(("cityops_devices_registered", ()), 0.0)
-    except OSError:  # the web server is not up yet
-        return 0.0
 
 
 def detection_counts(port: int) -> dict[str, float]:
@@ -152,7 +145,7 @@ def run_once(
     with log_path.open("ab") as log:
         worker = start_cli(["worker"], env, log)
         try:
-            register(scene, bootstrap, env)
+            register_scene(scene, bootstrap, env)
             if trickle:
                 produce_slowly(bootstrap, f"{prefix}events.located", records)
             else:
@@ -169,9 +162,7 @@ def test_replaying_the_same_input_gives_byte_identical_incidents(
     heyuan: Hierarchy, broker_env: dict[str, str], kafka_bootstrap: str, tmp_path: Path
 ) -> None:
     scene, records = scenario(heyuan)
-    expected = by_incident(
-        [(i.incident_id.encode(), i.model_dump_json().encode()) for i in scene.updates]
-    )
+    expected = by_incident(in_process(scene))
     categories = {i.category.value for i in scene.updates}
     assert categories >= {"flood", "fire_smoke", "device_offline"}, categories
     assert any(i.corroborated_by for i in scene.updates)
@@ -204,9 +195,7 @@ def test_a_worker_killed_mid_scenario_raises_nothing_twice_and_misses_nothing(
     heyuan: Hierarchy, broker_env: dict[str, str], kafka_bootstrap: str, tmp_path: Path
 ) -> None:
     scene, records = scenario(heyuan)
-    expected = by_incident(
-        [(i.incident_id.encode(), i.model_dump_json().encode()) for i in scene.updates]
-    )
+    expected = by_incident(in_process(scene))
     env = {**fresh_env(broker_env, tmp_path), "CITYOPS_DETECT_BATCH_SIZE": "25"}
     prefix = env["CITYOPS_TOPIC_PREFIX"]
     topic = f"{prefix}incidents.updates"
@@ -214,7 +203,7 @@ def test_a_worker_killed_mid_scenario_raises_nothing_twice_and_misses_nothing(
     with log_path.open("ab") as log:
         first = start_cli(["worker"], env, log)
         try:
-            register(scene, kafka_bootstrap, env)
+            register_scene(scene, kafka_bootstrap, env)
             produce(kafka_bootstrap, f"{prefix}events.located", records)
             deadline = time.monotonic() + 120
             while end_offsets(kafka_bootstrap, topic) < len(scene.updates) // 3:
@@ -270,7 +259,7 @@ def test_rules_reload_live_and_a_bad_file_keeps_the_rules_in_force(
     with log_path.open("ab") as log:
         worker = start_cli(["worker"], env, log)
         try:
-            register(scene, kafka_bootstrap, env)
+            register_scene(scene, kafka_bootstrap, env)
             # A file that does not validate: refused with its reason, the shipped rules stay.
             rules.write_text(shipped.replace("raise_after = 3", "raise_after = 0", 1), "utf-8")
             wait_for_reloads(port, "rejected", 1, log_path)
@@ -295,14 +284,6 @@ def test_rules_reload_live_and_a_bad_file_keeps_the_rules_in_force(
 
 def wait_for_reloads(port: int, outcome: str, count: int, log_path: Path) -> None:
     deadline = time.monotonic() + 60
-    while reloads(port, outcome) < count:
+    while metric(port, "cityops_rules_reloads_total", outcome=outcome) < count:
         assert time.monotonic() < deadline, log_path.read_text()[-3000:]
         time.sleep(0.1)
-
-
-def reloads(port: int, outcome: str) -> float:
-    try:
-        samples = scrape(port)
-    except OSError:  # the web server is not up yet
-        return 0.0
-    return samples.get(("cityops_rules_reloads_total", (("outcome", outcome),)), 0.0)

@@ -6,14 +6,13 @@ Positions are GCJ-02 points whose location is checked in ``test_pipeline``: ``YU
 
 from __future__ import annotations
 
-import time
 from datetime import UTC, datetime, timedelta
 from typing import Any
 
 import orjson
 
 from schemas import Datum, Device, DeviceType, Position, SensorKind
-from tests.helpers import produce, scrape
+from tests.helpers import register
 
 NOW = datetime(2026, 12, 3, 8, 0, tzinfo=UTC)
 YUANCHENG = (114.6950, 23.7450)
@@ -113,19 +112,4 @@ def invalid_readings(now: datetime = NOW) -> list[tuple[str, bytes]]:
 
 def register_devices(bootstrap: str, prefix: str, port: int) -> None:
     """Register the sample devices while the worker runs; return when it has them all."""
-    produce(
-        bootstrap,
-        f"{prefix}devices.registry",
-        [(device.device_id.encode(), device.model_dump_json().encode()) for device in DEVICES],
-    )
-    deadline = time.monotonic() + 60
-    while _registered(port) < len(DEVICES):
-        assert time.monotonic() < deadline, "the worker did not take up the registrations"
-        time.sleep(0.2)
-
-
-def _registered(port: int) -> float:
-    try:
-        return scrape(port).get(("cityops_devices_registered", ()), 0.0)
-    except OSError:  # the web server is not up yet
-        return 0.0
+    register(bootstrap, prefix, port, DEVICES)
