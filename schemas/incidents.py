@@ -10,7 +10,7 @@ from __future__ import annotations
 from enum import StrEnum
 from typing import Annotated, Final, Literal
 
-from pydantic import Field, StringConstraints
+from pydantic import Field, StringConstraints, model_validator
 
 from schemas.common import Contract, Identifier, Timestamp
 
@@ -96,6 +96,8 @@ class IncidentStatus(StrEnum):
     CLEARED = "cleared"
     """Its condition cleared by itself (the rule's clear condition); a person still verifies it.
     New evidence within the rules' reopen window makes it active again."""
+    MERGED = "merged"
+    """A city incident that became part of a larger one (``merged_into``); its last revision."""
 
 
 class RuleRef(Contract):
@@ -175,5 +177,17 @@ class Incident(Contract):
     """Event time of its latest change."""
     cleared_at: Timestamp | None = None
     """Event time its condition cleared, while ``status`` is ``cleared``."""
+    members: Annotated[tuple[Identifier, ...], Field(max_length=256)] = ()
+    """For a city incident, the county incidents across a county line it joins, sorted; empty
+    for a county incident. Their own updates go on; screens and escalation treat them as parts
+    of this one."""
+    merged_into: Identifier | None = None
+    """The city incident this one became part of, while ``status`` is ``merged``."""
     summary: Annotated[str, StringConstraints(min_length=1, max_length=512)]
     """One line for a screen."""
+
+    @model_validator(mode="after")
+    def _merged_names_its_incident(self) -> Incident:
+        if (self.status is IncidentStatus.MERGED) != (self.merged_into is not None):
+            raise ValueError("merged_into is set exactly when status is merged")
+        return self

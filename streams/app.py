@@ -24,7 +24,8 @@ from prometheus_client import CollectorRegistry
 
 import geo
 from streams import _faust
-from streams.detect.agent import register_detection, rules_path
+from streams.detect.agent import register_border, register_detection, rules_path
+from streams.detect.border import BorderMerge, county_of_cells
 from streams.detect.detector import Detector
 from streams.detect.rules import digest, load_rules
 from streams.ingest.agent import input_formats, register_ingest
@@ -58,6 +59,8 @@ class CityOpsApp(faust.App):
     detector, rules_digest
         Detection's working state and rules, built at start; the fingerprint of the rules file
         it last read.
+    border
+        Joins incidents across a county line into city incidents, built at start.
     """
 
     cityops_settings: Settings
@@ -66,6 +69,7 @@ class CityOpsApp(faust.App):
     registry: DeviceRegistry
     ingest: Ingest
     detector: Detector
+    border: BorderMerge
     rules_digest: str = ""
 
     async def on_start(self) -> None:
@@ -114,6 +118,13 @@ class CityOpsApp(faust.App):
             devices=self.registry.get,
             names=hierarchy.name,
             allowed_lateness=self.cityops_settings.allowed_lateness_s,
+        )
+        county_of = await asyncio.to_thread(county_of_cells, hierarchy)
+        self.border = BorderMerge(
+            neighbours=neighbours,
+            county_of=county_of,
+            names=hierarchy.name,
+            window_s=rules.evidence_window_s,
         )
         log.info("detection ready: rules version %s from %s", rules.version, path)
 
@@ -168,6 +179,7 @@ def create_app(settings: Settings | None = None) -> CityOpsApp:
     if settings.detection_enabled:
         app.metrics.preset_detection(settings.topic("events_located"))
         register_detection(app)
+        register_border(app)
     return app
 
 

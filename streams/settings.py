@@ -60,6 +60,9 @@ class TopicNames(BaseModel):
     ``CITYOPS_TOPICS__EVENTS_DEADLETTER``"""
     incidents_updates: str = "incidents.updates"
     """Full incident state after every change. ``CITYOPS_TOPICS__INCIDENTS_UPDATES``"""
+    incidents_border: str = "incidents.border"
+    """Revisions of incidents touching a county line, keyed by city, for joining them into one
+    city incident. ``CITYOPS_TOPICS__INCIDENTS_BORDER``"""
     incident_commands: str = "incident.commands"
     """Lifecycle commands from departments and screens. ``CITYOPS_TOPICS__INCIDENT_COMMANDS``"""
     dispatch_orders: str = "dispatch.orders"

@@ -21,7 +21,7 @@ import weakref
 from collections.abc import Iterable
 from datetime import UTC, datetime
 from pathlib import Path
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING, Any, TypeVar
 
 import faust
 import faust.streams as faust_streams
@@ -30,7 +30,8 @@ from aiokafka.structs import RecordMetadata
 from faust.types import TP, EventT
 from pydantic import ValidationError
 
-from schemas import DeadLetterReason, LocatedEvent, SensorReading
+from schemas import DeadLetterReason, Incident, LocatedEvent, SensorReading
+from streams.detect.border import CityState
 from streams.detect.detector import Detector, Outcome
 from streams.detect.rules import DEFAULT_RULES, RulesError, digest, parse_rules
 from streams.exceptions import Rejected
@@ -40,11 +41,13 @@ from streams.produce import partition_for, send_batched
 if TYPE_CHECKING:
     from streams.app import CityOpsApp
 
-__all__ = ["register_detection", "rules_path"]
+__all__ = ["register_border", "register_detection", "rules_path"]
 
 log = logging.getLogger(__name__)
 
 _SEP = "|"
+_M = TypeVar("_M", LocatedEvent, Incident)
+_WHAT: dict[type[Any], str] = {LocatedEvent: "a located event", Incident: "an incident"}
 
 
 def rules_path(app: CityOpsApp) -> Path:
@@ -57,6 +60,7 @@ def register_detection(app: CityOpsApp) -> None:
     settings = app.cityops_settings
     located_topic = settings.topic("events_located")
     incidents_topic = settings.topic("incidents_updates")
+    border_topic = settings.topic("incidents_border")
     dead_topic = settings.topic("events_deadletter")
     table = app.Table(
         "detection",
@@ -84,21 +88,21 @@ def register_detection(app: CityOpsApp) -> None:
         )
         async for events in batches:
             detector = app.detector
-            sent: list[Message] = []
+            sent: list[Incident] = []
             dead: list[Message] = []
             last_of_county: dict[str, EventT[bytes]] = {}
             for event in events:
                 message = event.message
                 if message.partition not in loaded:
                     loaded.add(message.partition)
-                    sent += _load(app, table, detector, message.partition, message.offset)
-                located = _parse(app, event, dead)
+                    sent += _load(table, detector, message.partition, message.offset)
+                located = _parse(app, event, LocatedEvent, dead)
                 if located is None:
                     continue
                 county = located.location.county
                 outcome = detector.apply(located, message.offset)
                 _account(app, located, outcome, event, dead)
-                sent += [_incident_message(app, incident) for incident in outcome.incidents]
+                sent += outcome.incidents
                 last_of_county[county] = event
             state: dict[int, list[Message]] = {}
             for county, event in last_of_county.items():
@@ -110,7 +114,13 @@ def register_detection(app: CityOpsApp) -> None:
                 await send_batched(
                     app, changelog, records, partition=partition, on_delivered=persisted
                 )
-            await send_batched(app, incidents_topic, sent)
+            await send_batched(app, incidents_topic, [_incident_message(app, i) for i in sent])
+            border = [
+                Message(i.city.encode(), i.model_dump_json().encode())
+                for i in sent
+                if app.border.is_border(i)
+            ]
+            await send_batched(app, border_topic, border)
             await send_batched(app, dead_topic, dead)
 
     @app.timer(settings.rules_check_interval_s, name="reload_rules")  # type: ignore[untyped-decorator]
@@ -124,6 +134,67 @@ def register_detection(app: CityOpsApp) -> None:
         for county in list(app.detector.counties):
             if partition_for(county.encode(), partitions) in gone:
                 app.detector.drop(county)
+
+
+def register_border(app: CityOpsApp) -> None:
+    """Register the ``merge_border`` agent and its table on ``app`` (see ``border.py``)."""
+    settings = app.cityops_settings
+    incidents_topic = settings.topic("incidents_updates")
+    dead_topic = settings.topic("events_deadletter")
+    table = app.Table(
+        "border",
+        partitions=settings.topic_partitions,
+        key_type=bytes,
+        value_type=bytes,
+        help="Border incidents and the city incidents joining them, by city.",
+    )
+    cities: dict[str, CityState] = {}
+    loaded: set[int] = set()
+    partitions = list(range(settings.topic_partitions))
+
+    @app.agent(app.topic(settings.topic("incidents_border")), name="merge_border", concurrency=1)
+    async def merge_border(stream: faust.StreamT[bytes]) -> None:
+        # Few records (revisions of incidents on a county line): one at a time, written to
+        # the table the plain Faust way.
+        async for event in stream.events():
+            message = event.message
+            if message.partition not in loaded:
+                loaded.add(message.partition)
+                _load_border(table, cities, message.partition, partitions)
+            dead: list[Message] = []
+            update = _parse(app, event, Incident, dead)
+            if update is None:
+                await send_batched(app, dead_topic, dead)
+                continue
+            state = cities.setdefault(update.city, CityState())
+            joined = app.border.apply(state, update)
+            await send_batched(app, incidents_topic, [_incident_message(app, i) for i in joined])
+            if state.members[update.incident_id] is update:
+                table[_SEP.join((update.city, "m", update.incident_id)).encode()] = message.value
+            for incident in joined:
+                key = _SEP.join((incident.city, "c", incident.incident_id)).encode()
+                table[key] = incident.model_dump_json().encode()
+
+    @app.on_partitions_revoked.connect  # type: ignore[arg-type]
+    async def drop_border(sender: faust.App, revoked: set[TP], **_: object) -> None:
+        gone = {tp.partition for tp in revoked if tp.topic == settings.topic("incidents_border")}
+        loaded.difference_update(gone)
+        for city in [c for c in cities if partition_for(c.encode(), partitions) in gone]:
+            del cities[city]
+
+
+def _load_border(
+    table: Any, cities: dict[str, CityState], partition: int, partitions: list[int]
+) -> None:
+    """Load the border state of every city of ``partition`` from the table."""
+    for key, value in list(table.items()):
+        city, kind, incident_id = key.decode().split(_SEP, 2)
+        if partition_for(city.encode(), partitions) != partition:
+            continue
+        state = cities.setdefault(city, CityState())
+        incident = Incident.model_validate_json(value)
+        (state.members if kind == "m" else state.published)[incident_id] = incident
+    log.info("border state of partition %d loaded: %d cities", partition, len(cities))
 
 
 def check_rules(app: CityOpsApp) -> None:
@@ -148,19 +219,24 @@ def check_rules(app: CityOpsApp) -> None:
         app.metrics.rules_reloads.labels(outcome="rejected").inc()
         return
     app.detector.rules = rules
+    app.border.window_s = rules.evidence_window_s
     app.metrics.rules_reloads.labels(outcome="loaded").inc()
     log.info("rules version %s loaded from %s", rules.version, path)
 
 
-def _parse(app: CityOpsApp, event: EventT[bytes], dead: list[Message]) -> LocatedEvent | None:
+def _parse(
+    app: CityOpsApp, event: EventT[bytes], model: type[_M], dead: list[Message]
+) -> _M | None:
+    """Return the record as ``model``; dead-letter it as a schema violation if it is not one."""
     message = event.message
     try:
-        return LocatedEvent.model_validate_json(message.value or b"")
+        return model.model_validate_json(message.value or b"")
     except ValidationError as exc:
         first = exc.errors(include_url=False)[0]
         where = ".".join(str(part) for part in first["loc"]) or "the record"
         reason = Rejected(
-            DeadLetterReason.SCHEMA_VIOLATION, f"not a located event: {where}: {first['msg']}"
+            DeadLetterReason.SCHEMA_VIOLATION,
+            f"not {_WHAT[model]}: {where}: {first['msg']}",
         )
         dead.append(dead_letter_message(_record(event), reason, _now()))
         app.metrics.detection_events.labels(outcome="invalid").inc()
@@ -240,15 +316,13 @@ def _write(
         faust_streams._current_event.reset(token)
 
 
-def _load(
-    app: CityOpsApp, table: Any, detector: Detector, partition: int, first: int
-) -> list[Message]:
+def _load(table: Any, detector: Detector, partition: int, first: int) -> list[Incident]:
     """Load every county of ``partition`` from the table; return its incidents to republish.
 
     ``first`` is the offset the partition resumes at, logged beside each county's last applied
     offset: the events between them are redelivered and skipped as replayed.
     """
-    partitions = list(range(app.cityops_settings.topic_partitions))
+    partitions = list(range(table.partitions))
     grouped: dict[str, list[tuple[str, str, Any]]] = {}
     for key, value in list(table.items()):
         county, section, name = key.decode().split(_SEP, 2)
@@ -257,7 +331,7 @@ def _load(
     republish = []
     for county, records in sorted(grouped.items()):
         detector.load(county, records)
-        held = [_incident_message(app, i) for i in detector.open_incidents(county)]
+        held = list(detector.open_incidents(county))
         republish += held
         clock = detector.counties[county].clock
         log.info(

@@ -23,6 +23,7 @@ from schemas import (
     SensorKind,
     VideoEventType,
 )
+from streams.detect.border import BorderMerge, CityState, county_of_cells
 from streams.detect.detector import Detector, Outcome
 from streams.detect.rules import DEFAULT_RULES, RuleSet, load_rules
 
@@ -60,6 +61,15 @@ def pick_cells(neighbours: dict[str, frozenset[str]], county: str = "") -> Cells
     raise AssertionError("no suitable cells in the grid")
 
 
+def pick_line(neighbours: dict[str, frozenset[str]], county: str, other: str) -> tuple[str, str]:
+    """Choose two touching cells, the first in ``county`` and the second in ``other``."""
+    for a in sorted(cell for cell in neighbours if cell.startswith(county)):
+        across = sorted(c for c in neighbours[a] if c.startswith(other))
+        if across:
+            return a, across[0]
+    raise AssertionError(f"counties {county} and {other} do not touch")
+
+
 def at(seconds: float) -> datetime:
     """``T0`` plus ``seconds``."""
     return T0 + timedelta(seconds=seconds)
@@ -77,11 +87,23 @@ class Scene:
     updates: list[Incident] = field(default_factory=list)
     fed: list[tuple[LocatedEvent, int]] = field(default_factory=list)
     detector: Detector = field(init=False)
+    border: BorderMerge = field(init=False)
+    city: CityState = field(default_factory=CityState)
+    border_updates: list[Incident] = field(default_factory=list)
+    """The county incidents' revisions sent to the city stage, in order."""
+    city_updates: list[Incident] = field(default_factory=list)
+    """What the city stage published, in order."""
     _offsets: Any = field(default_factory=count)
     _ids: Any = field(default_factory=count)
 
     def __post_init__(self) -> None:
         self.detector = self.build()
+        self.border = BorderMerge(
+            neighbours=self.neighbours,
+            county_of=county_of_cells(self.hierarchy),
+            names=self.hierarchy.name,
+            window_s=self.rules.evidence_window_s,
+        )
 
     def build(self) -> Detector:
         """A new detector over this scene's devices (a restarted worker)."""
@@ -186,6 +208,10 @@ class Scene:
         self.fed.append((located, offset))
         outcome = self.detector.apply(located, offset)
         self.updates.extend(outcome.incidents)
+        for incident in outcome.incidents:
+            if self.border.is_border(incident):
+                self.border_updates.append(incident)
+                self.city_updates += self.border.apply(self.city, incident)
         return outcome
 
     def latest(self) -> dict[str, Incident]:

@@ -30,17 +30,19 @@ from tests.helpers import (
     stop,
     wait_for_topics,
 )
-from tests.streams.detect.scene import Scene, pick_cells
+from tests.streams.detect.scene import Scene, pick_cells, pick_line
 
 pytestmark = pytest.mark.integration
 
 Stream = list[tuple[bytes, bytes]]
+CITY_INCIDENT = b"inc-441600-"
 
 
 def scenario(heyuan: Hierarchy) -> tuple[Scene, Stream]:
-    """Two hours of two counties: a flood across a town line seen on video, a fire on video,
-    a gauge going silent, a stuck sensor, quiet background gauges, one late event and one
-    record that is not a located event. Returns the in-process run and the records to produce.
+    """Two hours of three counties: a flood across a town line seen on video, a fire on video,
+    a gauge going silent, a stuck sensor, quiet background gauges, a flood across a county line
+    (one city incident), one late event and one record that is not a located event. Returns
+    the in-process run and the records to produce.
     """
     neighbours = cell_neighbours(heyuan)
     scene = Scene(heyuan, neighbours)
@@ -51,6 +53,9 @@ def scenario(heyuan: Hierarchy) -> tuple[Scene, Stream]:
             scene.sensor(f"g{county}-{n}", SensorKind.WATER_LEVEL)
         scene.camera(f"c{county}-0")
         scene.camera(f"c{county}-1")
+    line = pick_line(neighbours, "441602", "441625")
+    for side in range(2):
+        scene.sensor(f"line-{side}", SensorKind.WATER_LEVEL)
     for minute in range(120):
         second = minute * 60
         for county, cells in enumerate(places):
@@ -71,6 +76,7 @@ def scenario(heyuan: Hierarchy) -> tuple[Scene, Stream]:
                 scene.video(f"c{county}-0", cells.a2, VideoEventType.WATERLOGGING, second + 30)
             if minute in (50, 51):
                 scene.video(f"c{county}-1", cells.far, VideoEventType.FIRE_SMOKE, second + 40)
+        flood_on_the_line(scene, line, minute)
     scene.reading("g0-0", places[0].a, 9.0, 60)  # late: two hours behind
     records = [
         (loc.location.county.encode(), loc.model_dump_json().encode()) for loc, _ in scene.fed
@@ -79,16 +85,44 @@ def scenario(heyuan: Hierarchy) -> tuple[Scene, Stream]:
     return scene, records
 
 
+def flood_on_the_line(scene: Scene, line: tuple[str, str], minute: int) -> None:
+    """Gauges on either side of the 源城区-东源县 line, high from minute 60 for 20 and 15
+    minutes."""
+    for side, cell in enumerate(line):
+        high = 60 <= minute < 80 - side * 5
+        scene.reading(f"line-{side}", cell, 3.5 + side / 10 if high else 1.1, minute * 60 + 20)
+
+
 def in_process(scene: Scene) -> Stream:
     """What the in-process detector published, as it goes on ``incidents.updates``."""
     return [(i.incident_id.encode(), i.model_dump_json().encode()) for i in scene.updates]
 
 
 def by_incident(records: Stream) -> dict[bytes, list[bytes]]:
+    """County incidents' revisions by incident id (city incidents: see ``check_city``)."""
     grouped: dict[bytes, list[bytes]] = defaultdict(list)
     for key, value in records:
-        grouped[key].append(value)
+        if not key.startswith(CITY_INCIDENT):
+            grouped[key].append(value)
     return dict(grouped)
+
+
+def city_finals(scene: Scene) -> dict[bytes, bytes]:
+    """The last revision of every city incident the in-process stage published."""
+    return {i.incident_id.encode(): i.model_dump_json().encode() for i in scene.city_updates}
+
+
+def check_city(scene: Scene, records: Stream) -> None:
+    """The city incidents' last revisions are the in-process ones. Revisions in between depend
+    on how the county partitions interleaved, and a group that formed apart before joining
+    another ends ``merged`` into it."""
+    expected = city_finals(scene)
+    last = {key: value for key, value in records if key.startswith(CITY_INCIDENT)}
+    assert expected, "the scenario has no flood across a county line"
+    for key, value in last.items():
+        if key not in expected:
+            assert orjson.loads(value)["merged_into"].encode() in expected, value
+    assert {key: last.get(key) for key in expected} == expected
 
 
 def fresh_env(broker_env: dict[str, str], tmp_path: Path) -> dict[str, str]:
@@ -150,7 +184,15 @@ def run_once(
                 produce_slowly(bootstrap, f"{prefix}events.located", records)
             else:
                 produce(bootstrap, f"{prefix}events.located", records)
-            updates = consume(bootstrap, f"{prefix}incidents.updates", len(scene.updates), settle=2)
+            produce(bootstrap, f"{prefix}incidents.border", [(b"441600", b"not an incident")])
+            finals = {value for _, value in in_process(scene)} | set(city_finals(scene).values())
+            updates = consume_until(
+                bootstrap,
+                f"{prefix}incidents.updates",
+                lambda got: finals <= {value for _, value in got},
+                timeout=120,
+                settle=2,
+            )
             counts = detection_counts(int(env["CITYOPS_WEB_PORT"]))
         finally:
             code = stop(worker, signal.SIGINT)
@@ -173,8 +215,9 @@ def test_replaying_the_same_input_gives_byte_identical_incidents(
         log_path = tmp_path / f"{n}.log"
         updates, counts = run_once(scene, records, env, kafka_bootstrap, log_path, trickle=trickle)
         runs.append(by_incident(updates))
+        check_city(scene, updates)
         assert counts["late"] == 1
-        assert counts["invalid"] == 1
+        assert counts["invalid"] == 2  # one on events.located, one on incidents.border
         assert counts["flagged"] >= 100  # the stuck gauge, in both counties
         assert counts["applied"] + counts["flagged"] + counts["late"] == len(scene.fed)
     for run in runs:
@@ -217,6 +260,7 @@ def test_a_worker_killed_mid_scenario_raises_nothing_twice_and_misses_nothing(
         try:
             # Republished revisions count too, so wait for every incident's final revision.
             finals = {revisions[-1] for revisions in expected.values()}
+            finals |= set(city_finals(scene).values())
             updates = consume_until(
                 kafka_bootstrap,
                 topic,
@@ -228,6 +272,7 @@ def test_a_worker_killed_mid_scenario_raises_nothing_twice_and_misses_nothing(
             code = stop(second, signal.SIGINT)
     assert code == 0, log_path.read_text()[-3000:]
     assert at_kill < len(scene.updates), "the kill came after the end: nothing was tested"
+    check_city(scene, updates)
     published = by_incident(updates)
     # Exactly the incidents of the uninterrupted run: none raised twice, none missing.
     missing, extra = set(expected) - set(published), set(published) - set(expected)
