@@ -27,7 +27,6 @@ another. :func:`load_rules` raises :class:`RulesError` naming the rule and the f
 from __future__ import annotations
 
 import hashlib
-import tomllib
 from collections import Counter
 from pathlib import Path
 from typing import Annotated, Literal, Self
@@ -37,12 +36,12 @@ from pydantic import (
     ConfigDict,
     Field,
     StringConstraints,
-    ValidationError,
     model_validator,
 )
 
 from schemas import UNITS, Category, RuleRef, SensorKind, Severity, VideoEventType
 from schemas.exceptions import CityOpsError
+from streams.datafile import parse_toml
 
 __all__ = [
     "DEFAULT_RULES",
@@ -268,36 +267,9 @@ def load_rules(path: Path) -> RuleSet:
 
 def parse_rules(text: bytes, where: str = "rules") -> RuleSet:
     """Validate the TOML ``text`` as a rule set (see :func:`load_rules`)."""
-    try:
-        data = tomllib.loads(text.decode("utf-8"))
-    except (UnicodeDecodeError, tomllib.TOMLDecodeError) as exc:
-        raise RulesError(f"{where} is not valid TOML: {exc}") from None
-    try:
-        return RuleSet.model_validate(data)
-    except ValidationError as exc:
-        problems = []
-        for error in exc.errors(include_url=False)[:5]:
-            place = _place(data, error["loc"])
-            problems.append(f"{place}: {error['msg']}")
-        more = f" (and {exc.error_count() - 5} more)" if exc.error_count() > 5 else ""
-        raise RulesError(f"{where} is not a valid rule set: {'; '.join(problems)}{more}") from None
+    return parse_toml(text, RuleSet, where, "a valid rule set", RulesError)
 
 
 def digest(text: bytes) -> str:
     """Return a short fingerprint of a rules file's bytes, to notice a change."""
     return hashlib.sha256(text).hexdigest()[:12]
-
-
-def _place(data: object, loc: tuple[int | str, ...]) -> str:
-    """``threshold[2] (id flood.water-level).levels`` rather than ``threshold.2.levels``."""
-    parts: list[str] = []
-    node = data
-    for step in loc:
-        if isinstance(step, int) and isinstance(node, list) and step < len(node):
-            node = node[step]
-            rule_id = node.get("id") if isinstance(node, dict) else None
-            parts[-1] += f"[{step}]" + (f" (id {rule_id})" if rule_id else "")
-            continue
-        parts.append(str(step))
-        node = node.get(step) if isinstance(node, dict) else None
-    return ".".join(parts) or "the file"
