@@ -3,6 +3,18 @@
 Integrators get them as JSON Schema with ``cityops schemas export DIR``.
 """
 
+from schemas.cases import (
+    Action,
+    Case,
+    CommandRejection,
+    DispatchOrder,
+    IncidentCommand,
+    OrderKind,
+    RejectionReason,
+    Stage,
+    Tier,
+    Transition,
+)
 from schemas.common import Datum, Position
 from schemas.devices import Device, DeviceType
 from schemas.events import UNITS, BoundingBox, SensorKind, SensorReading, VideoEvent, VideoEventType
@@ -21,26 +33,36 @@ from schemas.located import (
 __all__ = [
     "CONTRACTS",
     "UNITS",
+    "Action",
     "BoundingBox",
+    "Case",
     "Category",
     "CityOpsError",
+    "CommandRejection",
     "Datum",
     "DeadLetter",
     "DeadLetterReason",
     "Device",
     "DeviceType",
+    "DispatchOrder",
     "Evidence",
     "GridLocation",
     "Incident",
+    "IncidentCommand",
     "IncidentStatus",
     "LocatedEvent",
+    "OrderKind",
     "Position",
     "PositionSource",
+    "RejectionReason",
     "RuleRef",
     "SensorKind",
     "SensorReading",
     "Severity",
     "SourceRecord",
+    "Stage",
+    "Tier",
+    "Transition",
     "VideoEvent",
     "VideoEventType",
     "export_schemas",

@@ -7,6 +7,7 @@ from pathlib import Path
 
 from pydantic import BaseModel
 
+from schemas.cases import Case, CommandRejection, DispatchOrder, IncidentCommand
 from schemas.devices import Device
 from schemas.events import SensorReading, VideoEvent
 from schemas.incidents import Incident
@@ -21,6 +22,10 @@ CONTRACTS: dict[str, type[BaseModel]] = {
     "located-event": LocatedEvent,
     "dead-letter": DeadLetter,
     "incident": Incident,
+    "incident-command": IncidentCommand,
+    "case": Case,
+    "dispatch-order": DispatchOrder,
+    "command-rejection": CommandRejection,
 }
 """Every contract by the file stem it is exported under."""
 

@@ -28,6 +28,9 @@ from streams.detect.agent import register_border, register_detection, rules_path
 from streams.detect.border import BorderMerge, county_of_cells
 from streams.detect.detector import Detector
 from streams.detect.rules import digest, load_rules
+from streams.escalate.agent import register_escalation
+from streams.escalate.cases import Escalator
+from streams.escalate.policy import DEFAULT_POLICY, load_policy
 from streams.ingest.agent import input_formats, register_ingest
 from streams.ingest.pipeline import Ingest, Limits
 from streams.metrics import Metrics
@@ -61,6 +64,8 @@ class CityOpsApp(faust.App):
         it last read.
     border
         Joins incidents across a county line into city incidents, built at start.
+    escalator
+        Escalation's decisions under the policy in force, built at start.
     """
 
     cityops_settings: Settings
@@ -70,6 +75,7 @@ class CityOpsApp(faust.App):
     ingest: Ingest
     detector: Detector
     border: BorderMerge
+    escalator: Escalator
     rules_digest: str = ""
 
     async def on_start(self) -> None:
@@ -105,6 +111,21 @@ class CityOpsApp(faust.App):
         )
         if settings.detection_enabled:
             await self._start_detection(index.hierarchy)
+            path = settings.policy_file or DEFAULT_POLICY
+            policy = await asyncio.to_thread(load_policy, path)  # a bad file stops the start
+            hierarchy = index.hierarchy
+            self.escalator = Escalator(
+                policy,
+                names=hierarchy.name,
+                parent=lambda code: hierarchy.unit(code).parent,
+                city=hierarchy.city.code,
+            )
+            log.info(
+                "escalation ready: policy %s from %s, %s clock",
+                policy.version,
+                path,
+                settings.clock,
+            )
         await super().on_start()
 
     async def _start_detection(self, hierarchy: geo.Hierarchy) -> None:
@@ -180,6 +201,7 @@ def create_app(settings: Settings | None = None) -> CityOpsApp:
         app.metrics.preset_detection(settings.topic("events_located"))
         register_detection(app)
         register_border(app)
+        register_escalation(app)
     return app
 
 

@@ -69,6 +69,9 @@ class Metrics:
     data_quality: Counter
     incident_updates: Counter
     rules_reloads: Counter
+    commands: Counter
+    escalations: Counter
+    breaches: Counter
 
     @classmethod
     def create(cls, registry: CollectorRegistry) -> Metrics:
@@ -135,6 +138,26 @@ class Metrics:
                 "cityops_rules_reloads",
                 "Rules files read after a change: loaded, or rejected (the rules in force stay).",
                 ["outcome"],
+                registry=registry,
+            ),
+            commands=Counter(
+                "cityops_incident_commands",
+                "Commands on incident.commands, by action and outcome: applied, or the reason"
+                " they were rejected.",
+                ["action", "outcome"],
+                registry=registry,
+            ),
+            escalations=Counter(
+                "cityops_escalations",
+                "Cases that climbed to a tier on a missed deadline, by the tier they reached.",
+                ["tier"],
+                registry=registry,
+            ),
+            breaches=Counter(
+                "cityops_deadline_breaches",
+                "Missed deadlines, by the tier that missed them and the deadline"
+                " (acknowledge, dispose).",
+                ["tier", "deadline"],
                 registry=registry,
             ),
         )

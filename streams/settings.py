@@ -65,6 +65,11 @@ class TopicNames(BaseModel):
     city incident. ``CITYOPS_TOPICS__INCIDENTS_BORDER``"""
     incident_commands: str = "incident.commands"
     """Lifecycle commands from departments and screens. ``CITYOPS_TOPICS__INCIDENT_COMMANDS``"""
+    incident_cases: str = "incident.cases"
+    """Each incident's case: owner tier, department, deadlines, audit trail; keyed by incident
+    id. ``CITYOPS_TOPICS__INCIDENT_CASES``"""
+    incident_rejections: str = "incident.rejections"
+    """Commands that could not apply, with the reason. ``CITYOPS_TOPICS__INCIDENT_REJECTIONS``"""
     dispatch_orders: str = "dispatch.orders"
     """Orders to departments, keyed by department. ``CITYOPS_TOPICS__DISPATCH_ORDERS``"""
     screens_indicators: str = "screens.indicators"
@@ -173,6 +178,19 @@ class Settings(BaseSettings):
     """Most located events detection applies before it writes its state and sends. Each write
     starts with one journal record holding all of a county's changes, which must stay under
     Kafka's 1 MB message limit: hence the bound. ``CITYOPS_DETECT_BATCH_SIZE``"""
+
+    # --- escalation ------------------------------------------------------------------------
+    policy_file: Path | None = None
+    """The escalation policy (TOML, see ``docs/escalation.md``); unset: the shipped Heyuan
+    policy. Read at start; a file that does not validate stops the worker with the reason.
+    ``CITYOPS_POLICY_FILE``"""
+    clock: Literal["wall", "event"] = "wall"
+    """What deadlines run on: ``wall``, the wall clock (live), or ``event``, the times of the
+    incidents and commands themselves (replays and drills: the same input then escalates the
+    same way, however fast it is played). ``CITYOPS_CLOCK``"""
+    tick_interval_s: float = Field(default=1.0, gt=0, le=60)
+    """On the wall clock, how often each worker checks the deadlines of its incidents.
+    ``CITYOPS_TICK_INTERVAL_S``"""
 
     # --- local files -----------------------------------------------------------------------
     data_dir: Path = Field(default_factory=lambda: _xdg_dir("XDG_STATE_HOME", ".local/state"))
