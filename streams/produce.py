@@ -15,6 +15,8 @@ import faust
 from aiokafka.partitioner import murmur2
 from aiokafka.structs import RecordMetadata
 
+from streams.failstop import stop_now
+
 if TYPE_CHECKING:
     from streams.ingest.pipeline import Message
 
@@ -37,6 +39,8 @@ async def send_batched(
 
     ``partition`` puts every message on that partition, in order; ``on_delivered`` is called
     with the metadata of each batch once the broker has it (its offset is the batch's first).
+    A batch the broker refuses after the producer's retries stops the worker
+    (:mod:`streams.failstop`): committing past it would lose its records.
     """
     if not messages:
         return
@@ -67,12 +71,15 @@ async def _send(
     on_delivered: Callable[[RecordMetadata], None] | None,
 ) -> None:
     delivered = await producer.send_batch(batch, topic, partition=partition)
-    if on_delivered is not None:
-        delivered.add_done_callback(
-            lambda done: (
-                None if done.cancelled() or done.exception() else on_delivered(done.result())
-            )
-        )
+
+    def check(done: Any) -> None:
+        # Registered before Faust's commit starts waiting on this future, so it runs first.
+        if not done.cancelled() and done.exception() is not None:
+            stop_now("producer", f"{topic}[{partition}] refused a batch", done.exception())
+        elif on_delivered is not None and not done.cancelled():
+            on_delivered(done.result())
+
+    delivered.add_done_callback(check)
 
 
 @functools.lru_cache(maxsize=4096)

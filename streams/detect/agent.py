@@ -35,6 +35,7 @@ from streams.detect.border import CityState
 from streams.detect.detector import Detector, Outcome
 from streams.detect.rules import DEFAULT_RULES, RulesError, digest, parse_rules
 from streams.exceptions import Rejected
+from streams.failstop import fail_stop
 from streams.ingest.pipeline import Message, Record, dead_letter_message
 from streams.produce import partition_for, send_batched
 
@@ -86,42 +87,43 @@ def register_detection(app: CityOpsApp) -> None:
         batches = stream.take_events(  # type: ignore[attr-defined]
             settings.detect_batch_size, within=settings.ingest_batch_wait_s
         )
-        async for events in batches:
-            detector = app.detector
-            sent: list[Incident] = []
-            dead: list[Message] = []
-            last_of_county: dict[str, EventT[bytes]] = {}
-            for event in events:
-                message = event.message
-                if message.partition not in loaded:
-                    loaded.add(message.partition)
-                    sent += _load(table, detector, message.partition, message.offset)
-                located = _parse(app, event, LocatedEvent, dead)
-                if located is None:
-                    continue
-                county = located.location.county
-                outcome = detector.apply(located, message.offset)
-                _account(app, located, outcome, event, dead)
-                sent += outcome.incidents
-                last_of_county[county] = event
-            state: dict[int, list[Message]] = {}
-            for county, event in last_of_county.items():
-                changes = detector.changes(county)
-                state.setdefault(event.message.partition, []).extend(
-                    _write(table, event, county, changes)
-                )
-            for partition, records in state.items():
-                await send_batched(
-                    app, changelog, records, partition=partition, on_delivered=persisted
-                )
-            await send_batched(app, incidents_topic, [_incident_message(app, i) for i in sent])
-            border = [
-                Message(i.city.encode(), i.model_dump_json().encode())
-                for i in sent
-                if app.border.is_border(i)
-            ]
-            await send_batched(app, border_topic, border)
-            await send_batched(app, dead_topic, dead)
+        with fail_stop("detection"):
+            async for events in batches:
+                detector = app.detector
+                sent: list[Incident] = []
+                dead: list[Message] = []
+                last_of_county: dict[str, EventT[bytes]] = {}
+                for event in events:
+                    message = event.message
+                    if message.partition not in loaded:
+                        loaded.add(message.partition)
+                        sent += _load(table, detector, message.partition, message.offset)
+                    located = _parse(app, event, LocatedEvent, dead)
+                    if located is None:
+                        continue
+                    county = located.location.county
+                    outcome = detector.apply(located, message.offset)
+                    _account(app, located, outcome, event, dead)
+                    sent += outcome.incidents
+                    last_of_county[county] = event
+                state: dict[int, list[Message]] = {}
+                for county, event in last_of_county.items():
+                    changes = detector.changes(county)
+                    state.setdefault(event.message.partition, []).extend(
+                        _write(table, event, county, changes)
+                    )
+                for partition, records in state.items():
+                    await send_batched(
+                        app, changelog, records, partition=partition, on_delivered=persisted
+                    )
+                await send_batched(app, incidents_topic, [_incident_message(app, i) for i in sent])
+                border = [
+                    Message(i.city.encode(), i.model_dump_json().encode())
+                    for i in sent
+                    if app.border.is_border(i)
+                ]
+                await send_batched(app, border_topic, border)
+                await send_batched(app, dead_topic, dead)
 
     @app.timer(settings.rules_check_interval_s, name="reload_rules")  # type: ignore[untyped-decorator]
     async def reload_rules() -> None:
@@ -156,24 +158,29 @@ def register_border(app: CityOpsApp) -> None:
     async def merge_border(stream: faust.StreamT[bytes]) -> None:
         # Few records (revisions of incidents on a county line): one at a time, written to
         # the table the plain Faust way.
-        async for event in stream.events():
-            message = event.message
-            if message.partition not in loaded:
-                loaded.add(message.partition)
-                _load_border(table, cities, message.partition, partitions)
-            dead: list[Message] = []
-            update = _parse(app, event, Incident, dead)
-            if update is None:
-                await send_batched(app, dead_topic, dead)
-                continue
-            state = cities.setdefault(update.city, CityState())
-            joined = app.border.apply(state, update)
-            await send_batched(app, incidents_topic, [_incident_message(app, i) for i in joined])
-            if state.members[update.incident_id] is update:
-                table[_SEP.join((update.city, "m", update.incident_id)).encode()] = message.value
-            for incident in joined:
-                key = _SEP.join((incident.city, "c", incident.incident_id)).encode()
-                table[key] = incident.model_dump_json().encode()
+        with fail_stop("border merge"):
+            async for event in stream.events():
+                message = event.message
+                if message.partition not in loaded:
+                    loaded.add(message.partition)
+                    _load_border(table, cities, message.partition, partitions)
+                dead: list[Message] = []
+                update = _parse(app, event, Incident, dead)
+                if update is None:
+                    await send_batched(app, dead_topic, dead)
+                    continue
+                state = cities.setdefault(update.city, CityState())
+                joined = app.border.apply(state, update)
+                await send_batched(
+                    app, incidents_topic, [_incident_message(app, i) for i in joined]
+                )
+                if state.members[update.incident_id] is update:
+                    table[_SEP.join((update.city, "m", update.incident_id)).encode()] = (
+                        message.value
+                    )
+                for incident in joined:
+                    key = _SEP.join((incident.city, "c", incident.incident_id)).encode()
+                    table[key] = incident.model_dump_json().encode()
 
     @app.on_partitions_revoked.connect  # type: ignore[arg-type]
     async def drop_border(sender: faust.App, revoked: set[TP], **_: object) -> None:

@@ -41,6 +41,7 @@ from schemas.cases import (
     Tier,
 )
 from streams.escalate.cases import CITYOPS, Effects, Escalator
+from streams.failstop import fail_stop
 from streams.ingest.pipeline import Message
 from streams.produce import partition_for, send_batched
 
@@ -91,26 +92,27 @@ def register_escalation(app: CityOpsApp) -> None:
 
     @app.agent(app.topic(updates_topic, commands_topic), name="escalate", concurrency=1)
     async def escalate(stream: faust.StreamT[bytes]) -> None:
-        async for event in stream.events():
-            message = event.message
-            number = message.partition
-            if number not in owned:
-                owned[number] = _load(table, number, partitions)
-                await _publish(app, topics, _republished(table, owned[number]))
-            part = owned[number]
-            out = _Out()
-            if message.topic == updates_topic:
-                _on_incident(ctx, part, event, out)
-            else:
-                _on_command(ctx, part, event, out)
-            if part.clock is not None:
-                for incident_id in [i for i, d in part.due.items() if d <= part.clock]:
-                    effects = app.escalator.due(part.cases[incident_id], part.clock)
-                    _account(app, effects)
-                    _keep(table, part, effects, out)
-                if event_clock:
-                    table[_key("clock", str(number))] = part.clock.isoformat().encode()
-            await _publish(app, topics, out)
+        with fail_stop("escalation"):
+            async for event in stream.events():
+                message = event.message
+                number = message.partition
+                if number not in owned:
+                    owned[number] = _load(table, number, partitions)
+                    await _publish(app, topics, _republished(table, owned[number]))
+                part = owned[number]
+                out = _Out()
+                if message.topic == updates_topic:
+                    _on_incident(ctx, part, event, out)
+                else:
+                    _on_command(ctx, part, event, out)
+                if part.clock is not None:
+                    for incident_id in [i for i, d in part.due.items() if d <= part.clock]:
+                        effects = app.escalator.due(part.cases[incident_id], part.clock)
+                        _account(app, effects)
+                        _keep(table, part, effects, out)
+                    if event_clock:
+                        table[_key("clock", str(number))] = part.clock.isoformat().encode()
+                await _publish(app, topics, out)
 
     @app.timer(settings.tick_interval_s, name="tick_escalation")  # type: ignore[untyped-decorator]
     async def tick() -> None:

@@ -16,6 +16,7 @@ import faust
 from faust.types import TP, EventT
 
 from streams.exceptions import Rejected
+from streams.failstop import fail_stop
 from streams.ingest.decode import FORMAT_HEADER, Format
 from streams.ingest.pipeline import Record, dead_letter_message
 from streams.ingest.recovery import recover
@@ -57,12 +58,13 @@ def register_ingest(app: CityOpsApp) -> None:
         batches = stream.take_events(  # type: ignore[attr-defined]
             settings.ingest_batch_size, within=settings.ingest_batch_wait_s
         )
-        async for events in batches:
-            if not recovered.is_set():
-                await recovered.wait()
-            result = app.ingest.process(_records(events), datetime.now(UTC))
-            await send_batched(app, located_topic, result.located)
-            await send_batched(app, dead_topic, result.dead_letters)
+        with fail_stop("ingest"):
+            async for events in batches:
+                if not recovered.is_set():
+                    await recovered.wait()
+                result = app.ingest.process(_records(events), datetime.now(UTC))
+                await send_batched(app, located_topic, result.located)
+                await send_batched(app, dead_topic, result.dead_letters)
 
     @app.agent(
         app.topic(settings.topic("devices_registry")), name="check_registrations", concurrency=1
@@ -70,17 +72,18 @@ def register_ingest(app: CityOpsApp) -> None:
     async def check_registrations(stream: faust.StreamT[bytes]) -> None:
         # Every worker reads the whole registry (streams.registry) and skips invalid records;
         # this agent sees each record once, so the dead letter is written once.
-        async for event in stream.events():
-            message = event.message
-            try:
-                parse_registration(message.key, message.value)
-            except Rejected as exc:
-                record = Record(
-                    message.topic, message.partition, message.offset, message.key, message.value
-                )
-                letter = dead_letter_message(record, exc, datetime.now(UTC).isoformat())
-                await send_batched(app, dead_topic, [letter])
-                app.metrics.registry_rejected.inc()
+        with fail_stop("registry check"):
+            async for event in stream.events():
+                message = event.message
+                try:
+                    parse_registration(message.key, message.value)
+                except Rejected as exc:
+                    record = Record(
+                        message.topic, message.partition, message.offset, message.key, message.value
+                    )
+                    letter = dead_letter_message(record, exc, datetime.now(UTC).isoformat())
+                    await send_batched(app, dead_topic, [letter])
+                    app.metrics.registry_rejected.inc()
 
     # Faust's signal protocol wants a ``signal`` keyword in the signature; it passes it in
     # ``**_`` like any other.
