@@ -21,6 +21,7 @@ from schemas.events import UNITS, BoundingBox, SensorKind, SensorReading, VideoE
 from schemas.exceptions import CityOpsError
 from schemas.export import CONTRACTS, export_schemas
 from schemas.incidents import Category, Evidence, Incident, IncidentStatus, RuleRef, Severity
+from schemas.indicators import AreaLevel, Indicators, LoopStage, Rate
 from schemas.located import (
     DeadLetter,
     DeadLetterReason,
@@ -34,6 +35,7 @@ __all__ = [
     "CONTRACTS",
     "UNITS",
     "Action",
+    "AreaLevel",
     "BoundingBox",
     "Case",
     "Category",
@@ -50,10 +52,13 @@ __all__ = [
     "Incident",
     "IncidentCommand",
     "IncidentStatus",
+    "Indicators",
     "LocatedEvent",
+    "LoopStage",
     "OrderKind",
     "Position",
     "PositionSource",
+    "Rate",
     "RejectionReason",
     "RuleRef",
     "SensorKind",

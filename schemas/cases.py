@@ -202,6 +202,10 @@ class Case(Contract):
     """The department it is dispatched to."""
     summary: Annotated[str, StringConstraints(min_length=1, max_length=512)]
     """The incident's latest one-line summary."""
+    counties: Annotated[tuple[_Code, ...], Field(max_length=64)] = ()
+    """Every county the incident's evidence came from, sorted (indicators count it in each)."""
+    towns: Annotated[tuple[_Code, ...], Field(max_length=256)] = ()
+    """Every town the incident's evidence came from, sorted."""
     notified: Annotated[tuple[_Code, ...], Field(max_length=16)] = ()
     """Other areas that see it: the upper tiers notified at once and the lower tiers it
     climbed from, sorted."""
@@ -222,6 +226,10 @@ class Case(Contract):
     """How many times it climbed a tier on a missed deadline."""
     breaches: int = Field(default=0, ge=0)
     """How many deadlines were missed (at the city a missed deadline cannot climb further)."""
+    acknowledge_breaches: int = Field(default=0, ge=0)
+    """Of ``breaches``, the acknowledge deadlines missed (a case acknowledged on time has none)."""
+    dispose_breaches: int = Field(default=0, ge=0)
+    """Of ``breaches``, the dispose deadlines missed."""
     merged_into: Identifier | None = None
     """The city incident that carries this case, once ``stage`` is ``merged``."""
     audit: Annotated[list[Transition], Field(min_length=1, max_length=1024)]

@@ -11,6 +11,7 @@ from schemas.cases import Case, CommandRejection, DispatchOrder, IncidentCommand
 from schemas.devices import Device
 from schemas.events import SensorReading, VideoEvent
 from schemas.incidents import Incident
+from schemas.indicators import Indicators
 from schemas.located import DeadLetter, LocatedEvent
 
 __all__ = ["CONTRACTS", "export_schemas", "json_schema"]
@@ -26,6 +27,7 @@ CONTRACTS: dict[str, type[BaseModel]] = {
     "case": Case,
     "dispatch-order": DispatchOrder,
     "command-rejection": CommandRejection,
+    "indicators": Indicators,
 }
 """Every contract by the file stem it is exported under."""
 

@@ -31,6 +31,7 @@ from streams.detect.rules import digest, load_rules
 from streams.escalate.agent import register_escalation
 from streams.escalate.cases import Escalator
 from streams.escalate.policy import DEFAULT_POLICY, load_policy
+from streams.indicators.agent import register_indicators
 from streams.ingest.agent import input_formats, register_ingest
 from streams.ingest.pipeline import Ingest, Limits
 from streams.metrics import Metrics
@@ -194,6 +195,7 @@ def create_app(settings: Settings | None = None) -> CityOpsApp:
     app.metrics.preset(list(input_formats(app)))
     app.registry = DeviceRegistry(settings)
     app.metrics.devices_registered.set_function(lambda: len(app.registry))
+    app.metrics.consumer_lag.watch(lambda: _consumer_lag(app))
     # Faust's own monitor and cityops' metrics on one page; its names start with ``faust_``.
     setup_prometheus_sensors(app, pattern="/metrics", registry=app.prometheus, name_prefix="faust")
     register_ingest(app)
@@ -202,7 +204,24 @@ def create_app(settings: Settings | None = None) -> CityOpsApp:
         register_detection(app)
         register_border(app)
         register_escalation(app)
+        app.metrics.preset_escalation()
+        register_indicators(app)
     return app
+
+
+def _consumer_lag(app: faust.App) -> dict[tuple[str, str], float]:
+    """Return the records not yet committed in each assigned partition with a known end."""
+    consumer: Any = app._consumer
+    if consumer is None:
+        return {}
+    lag: dict[tuple[str, str], float] = {}
+    for tp in consumer.assignment():
+        end = consumer.highwater(tp)
+        # Nothing committed yet by this group: it reads from the start of the partition.
+        committed = consumer._committed_offset.get(tp) or 0
+        if end is not None:
+            lag[(tp.topic, str(tp.partition))] = float(max(end - committed, 0))
+    return lag
 
 
 def _credentials(settings: Settings) -> faust.types.auth.CredentialsT | None:

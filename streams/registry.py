@@ -85,6 +85,8 @@ class DeviceRegistry(Mapping[str, Device]):
         """Set once the registry has read everything the topic held when it started."""
         self.skipped = 0
         """Invalid records skipped since start."""
+        self.version = 0
+        """Counts the changes applied, so that what is derived from the registry can be cached."""
 
     @classmethod
     def from_devices(cls, devices: list[Device]) -> DeviceRegistry:
@@ -119,6 +121,7 @@ class DeviceRegistry(Mapping[str, Device]):
             self._devices[device.device_id] = device
         elif key is not None:
             self._devices.pop(key.decode("utf-8", "replace"), None)
+        self.version += 1
 
     async def start(self) -> None:
         """Connect, read the topic from the beginning, and keep following it in a task.

@@ -16,6 +16,7 @@ False
 from __future__ import annotations
 
 import os
+import zoneinfo
 from pathlib import Path
 from typing import Literal
 
@@ -74,6 +75,9 @@ class TopicNames(BaseModel):
     """Orders to departments, keyed by department. ``CITYOPS_TOPICS__DISPATCH_ORDERS``"""
     screens_indicators: str = "screens.indicators"
     """Indicator snapshots for command-centre screens. ``CITYOPS_TOPICS__SCREENS_INDICATORS``"""
+    indicators_parts: str = "indicators.parts"
+    """Each worker's share of every area's indicators, keyed by area, replaced as they change;
+    compacted. ``CITYOPS_TOPICS__INDICATORS_PARTS``"""
 
 
 class Settings(BaseSettings):
@@ -191,6 +195,25 @@ class Settings(BaseSettings):
     tick_interval_s: float = Field(default=1.0, gt=0, le=60)
     """On the wall clock, how often each worker checks the deadlines of its incidents.
     ``CITYOPS_TICK_INTERVAL_S``"""
+
+    # --- indicators ------------------------------------------------------------------------
+    indicators_interval_s: float = Field(default=5.0, gt=0, le=3600)
+    """How often indicators are published on ``screens.indicators`` for the city, every county
+    and every town. ``CITYOPS_INDICATORS_INTERVAL_S``"""
+    timezone: str = "Asia/Shanghai"
+    """The city's time zone (IANA name): what "today" means for the indicators.
+    ``CITYOPS_TIMEZONE``"""
+
+    @field_validator("timezone")
+    @classmethod
+    def _known_timezone(cls, value: str) -> str:
+        try:
+            zoneinfo.ZoneInfo(value)
+        except (zoneinfo.ZoneInfoNotFoundError, ValueError) as exc:
+            raise ValueError(
+                f"unknown time zone {value!r} (an IANA name, e.g. Asia/Shanghai)"
+            ) from exc
+        return value
 
     # --- local files -----------------------------------------------------------------------
     data_dir: Path = Field(default_factory=lambda: _xdg_dir("XDG_STATE_HOME", ".local/state"))

@@ -37,7 +37,8 @@ log = logging.getLogger(__name__)
 
 # The device registry is a table of the latest record per device: compaction keeps it bounded
 # and lets a new worker rebuild the whole registry from the topic.
-_COMPACTED = frozenset({"devices_registry"})
+# Indicator parts likewise: only the latest share of each worker in each area matters.
+_COMPACTED = frozenset({"devices_registry", "indicators_parts"})
 
 
 def client_config(settings: Settings) -> dict[str, Any]:

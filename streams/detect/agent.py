@@ -17,7 +17,9 @@ from __future__ import annotations
 
 import asyncio
 import logging
+import time
 import weakref
+from collections import Counter
 from collections.abc import Iterable
 from datetime import UTC, datetime
 from pathlib import Path
@@ -36,6 +38,8 @@ from streams.detect.detector import Detector, Outcome
 from streams.detect.rules import DEFAULT_RULES, RulesError, digest, parse_rules
 from streams.exceptions import Rejected
 from streams.failstop import fail_stop
+from streams.indicators.agent import share_periodically
+from streams.indicators.shares import EventRates, Share, device_shares
 from streams.ingest.pipeline import Message, Record, dead_letter_message
 from streams.produce import partition_for, send_batched
 
@@ -101,11 +105,11 @@ def register_detection(app: CityOpsApp) -> None:
                     located = _parse(app, event, LocatedEvent, dead)
                     if located is None:
                         continue
-                    county = located.location.county
                     outcome = detector.apply(located, message.offset)
                     _account(app, located, outcome, event, dead)
                     sent += outcome.incidents
-                    last_of_county[county] = event
+                    last_of_county[located.location.county] = event
+                    rates.add(message.partition, located.location.town, time.time())
                 state: dict[int, list[Message]] = {}
                 for county, event in last_of_county.items():
                     changes = detector.changes(county)
@@ -125,6 +129,9 @@ def register_detection(app: CityOpsApp) -> None:
                 await send_batched(app, border_topic, border)
                 await send_batched(app, dead_topic, dead)
 
+    rates = EventRates()
+    _share_devices(app, loaded, rates)
+
     @app.timer(settings.rules_check_interval_s, name="reload_rules")  # type: ignore[untyped-decorator]
     async def reload_rules() -> None:
         await asyncio.to_thread(check_rules, app)
@@ -133,9 +140,40 @@ def register_detection(app: CityOpsApp) -> None:
     async def drop_detection(sender: faust.App, revoked: set[TP], **_: object) -> None:
         gone = {tp.partition for tp in revoked if tp.topic == located_topic}
         loaded.difference_update(gone)
+        rates.drop(gone)
         for county in list(app.detector.counties):
             if partition_for(county.encode(), partitions) in gone:
                 app.detector.drop(county)
+
+
+def _share_devices(app: CityOpsApp, loaded: set[int], rates: EventRates) -> None:
+    """Publish the devices online and the event rates of the partitions held, for indicators."""
+    partitions = list(range(app.cityops_settings.topic_partitions))
+    app.metrics.devices_online.watch(lambda: _devices(app, offline=False))
+    app.metrics.devices_offline.watch(lambda: _devices(app, offline=True))
+
+    def shares() -> dict[str, dict[str, Share]]:
+        now = time.time()
+        detector, city = app.detector, app.escalator.city
+        by_partition: dict[int, list[tuple[str, bool]]] = {number: [] for number in loaded}
+        for county, state in list(detector.counties.items()):
+            number = partition_for(county.encode(), partitions)
+            if number in by_partition:
+                by_partition[number] += [
+                    (dev["cell"], "offline" not in dev)
+                    for dev in state.dev.values()
+                    if "interval" in dev
+                ]
+        return {
+            f"devices.{number}": device_shares(
+                devices,
+                city=city,
+                events=rates.last_minute(number, now),
+            )
+            for number, devices in sorted(by_partition.items())
+        }
+
+    share_periodically(app, "share_devices", shares)
 
 
 def register_border(app: CityOpsApp) -> None:
@@ -261,6 +299,7 @@ def _account(
     dead: list[Message],
 ) -> None:
     metrics = app.metrics
+    _time_incidents(app, outcome.incidents)
     if outcome.replayed:
         metrics.detection_events.labels(outcome="replayed").inc()
     elif outcome.late:
@@ -362,3 +401,27 @@ def _record(event: EventT[bytes]) -> Record:
 
 def _now() -> str:
     return datetime.now(UTC).isoformat()
+
+
+def _time_incidents(app: CityOpsApp, incidents: list[Incident]) -> None:
+    """Observe, for each incident update, the time since its latest evidence was observed."""
+    now = datetime.now(UTC)
+    for incident in incidents:
+        age = (now - incident.last_evidence.observed_at).total_seconds()
+        app.metrics.incident_latency.labels(category=incident.category.value).observe(max(age, 0.0))
+
+
+def _devices(app: CityOpsApp, *, offline: bool) -> Counter[tuple[str, ...]]:
+    """Count the sensors that reported on this worker's partitions, by county and kind."""
+    counts: Counter[tuple[str, ...]] = Counter()
+    detector: Detector | None = getattr(app, "detector", None)
+    if detector is None:
+        return counts
+    for county, state in list(detector.counties.items()):
+        for device_id, dev in list(state.dev.items()):
+            if "interval" not in dev or ("offline" in dev) is not offline:
+                continue
+            device = app.registry.get(device_id)
+            kind = device.kind.value if device is not None and device.kind else "unknown"
+            counts[(county, kind)] += 1
+    return counts

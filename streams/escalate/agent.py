@@ -21,9 +21,11 @@ not escalate again.
 from __future__ import annotations
 
 import logging
+from collections import Counter
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from typing import TYPE_CHECKING, Any
+from zoneinfo import ZoneInfo
 
 import faust
 import orjson
@@ -38,10 +40,14 @@ from schemas.cases import (
     DispatchOrder,
     IncidentCommand,
     RejectionReason,
+    Stage,
     Tier,
 )
+from schemas.indicators import LoopStage
 from streams.escalate.cases import CITYOPS, Effects, Escalator
 from streams.failstop import fail_stop
+from streams.indicators.agent import share_periodically
+from streams.indicators.shares import Share, case_shares
 from streams.ingest.pipeline import Message
 from streams.produce import partition_for, send_batched
 
@@ -109,7 +115,7 @@ def register_escalation(app: CityOpsApp) -> None:
                     for incident_id in [i for i, d in part.due.items() if d <= part.clock]:
                         effects = app.escalator.due(part.cases[incident_id], part.clock)
                         _account(app, effects)
-                        _keep(table, part, effects, out)
+                        _keep(ctx, part, effects, out)
                     if event_clock:
                         table[_key("clock", str(number))] = part.clock.isoformat().encode()
                 await _publish(app, topics, out)
@@ -135,6 +141,26 @@ def register_escalation(app: CityOpsApp) -> None:
         for number, command in zip(sorted(owned), ticks, strict=True):
             body = command.model_dump_json().encode()
             await send_batched(app, commands_topic, [Message(b"tick", body)], partition=number)
+
+    app.metrics.incidents_open.watch(lambda: _open_cases(app, owned))
+    tz = ZoneInfo(settings.timezone)
+
+    def shares() -> dict[str, dict[str, Share]]:
+        now = datetime.now(UTC)
+        escalator = app.escalator
+        return {
+            f"cases.{number}": case_shares(
+                part.cases.values(),
+                city=escalator.city,
+                parent=escalator.parent,
+                now=(part.clock or now) if event_clock else now,
+                tz=tz,
+            )
+            for number, part in sorted(owned.items())
+            if part.clock is not None or not event_clock
+        }
+
+    share_periodically(app, "share_cases", shares)
 
     @app.on_partitions_revoked.connect  # type: ignore[arg-type]
     async def drop_cases(sender: faust.App, revoked: set[TP], **_: object) -> None:
@@ -175,7 +201,7 @@ class _Context:
 
 
 def _on_incident(ctx: _Context, part: _Partition, event: EventT[bytes], out: _Out) -> None:
-    app, table, event_clock = ctx.app, ctx.table, ctx.event_clock
+    app, event_clock = ctx.app, ctx.event_clock
     try:
         incident = Incident.model_validate_json(event.message.value or b"")
     except ValidationError as exc:
@@ -187,7 +213,7 @@ def _on_incident(ctx: _Context, part: _Partition, event: EventT[bytes], out: _Ou
     case = part.cases.get(incident.incident_id)
     merged_into = part.merges.pop(incident.incident_id, None)
     effects = app.escalator.on_incident(case, incident, now, merged_into)
-    _keep(table, part, effects, out)
+    _keep(ctx, part, effects, out)
 
 
 def _on_command(ctx: _Context, part: _Partition, event: EventT[bytes], out: _Out) -> None:
@@ -221,11 +247,12 @@ def _on_command(ctx: _Context, part: _Partition, event: EventT[bytes], out: _Out
     effects = app.escalator.on_command(case, command, now)
     outcome = effects.rejection.reason.value if effects.rejection else "applied"
     app.metrics.commands.labels(action=command.action.value, outcome=outcome).inc()
-    _keep(table, part, effects, out)
+    _keep(ctx, part, effects, out)
 
 
-def _keep(table: Any, part: _Partition, effects: Effects, out: _Out) -> None:
-    """Store what ``effects`` changed and queue what it publishes."""
+def _keep(ctx: _Context, part: _Partition, effects: Effects, out: _Out) -> None:
+    """Store what ``effects`` changed, time the stages it ended and queue what it publishes."""
+    table = ctx.table
     if effects.rejection is not None:
         out.rejections.append(effects.rejection)
     out.commands += effects.commands
@@ -233,6 +260,7 @@ def _keep(table: Any, part: _Partition, effects: Effects, out: _Out) -> None:
     if case is None:
         return
     incident_id = case.incident_id
+    _time_stages(ctx.app, part.cases.get(incident_id), case)
     part.cases[incident_id] = case
     deadline = Escalator.next_deadline(case)
     if deadline is None:
@@ -322,3 +350,54 @@ def _republished(table: Any, part: _Partition) -> _Out:
 
 def _key(kind: str, name: str) -> bytes:
     return f"{kind}{_SEP}{name}".encode()
+
+
+def _time_stages(app: CityOpsApp, before: Case | None, after: Case) -> None:
+    """Observe each closed-loop stage that ``after`` ended, by the tier that held the case."""
+    ended: list[tuple[LoopStage, float]] = []
+    if before is None and after.stage is not Stage.MERGED:
+        ended.append(
+            (LoopStage.DISCOVER, (after.dispatched_at - after.detected_at).total_seconds())
+        )
+    was = before or after.model_copy(
+        update={"acknowledged_at": None, "resolved_at": None, "closed_at": None}
+    )
+    if after.acknowledged_at is not None and after.acknowledged_at != was.acknowledged_at:
+        ended.append(
+            (LoopStage.RESPOND, (after.acknowledged_at - after.dispatched_at).total_seconds())
+        )
+    if (
+        after.resolved_at is not None
+        and after.resolved_at != was.resolved_at
+        and after.acknowledged_at
+    ):
+        ended.append(
+            (LoopStage.DISPOSE, (after.resolved_at - after.acknowledged_at).total_seconds())
+        )
+    if after.closed_at is not None and after.closed_at != was.closed_at and after.resolved_at:
+        ended.append((LoopStage.FEEDBACK, (after.closed_at - after.resolved_at).total_seconds()))
+    for stage, seconds in ended:
+        app.metrics.loop_stage.labels(stage=stage.value, tier=after.tier.value).observe(
+            max(seconds, 0.0)
+        )
+
+
+def _open_cases(app: CityOpsApp, owned: dict[int, _Partition]) -> Counter[tuple[str, ...]]:
+    """Count the cases not closed on the partitions held, by tier, severity, county, category."""
+    counts: Counter[tuple[str, ...]] = Counter()
+    for part in list(owned.values()):
+        for case in list(part.cases.values()):
+            if case.stage in (Stage.CLOSED, Stage.MERGED):
+                continue
+            county = _county(app, case)
+            counts[(case.tier.value, case.severity.value, county, case.category.value)] += 1
+    return counts
+
+
+def _county(app: CityOpsApp, case: Case) -> str:
+    """Return the county label of a case: its only county, or ``multi`` across counties."""
+    if case.counties:
+        return case.counties[0] if len(case.counties) == 1 else "multi"
+    if case.tier is Tier.TOWN:  # a case stored before it carried its geography
+        return app.escalator.parent(case.area) or case.area
+    return case.area if case.tier is Tier.COUNTY else "multi"

@@ -153,6 +153,8 @@ class Escalator:
             area_name=self.names(area),
             department=department,
             summary=incident.summary,
+            counties=tuple(incident.counties),
+            towns=tuple(incident.towns),
             notified=notified,
             dispatched_at=now,
             detected_at=incident.first_evidence.observed_at,
@@ -205,6 +207,10 @@ class Escalator:
             audit.append(_note(case, now, "severity", change))
         if incident.summary != case.summary:
             changes["summary"] = incident.summary
+        geography = {"counties": tuple(incident.counties), "towns": tuple(incident.towns)}
+        changes |= {
+            name: value for name, value in geography.items() if value != getattr(case, name)
+        }
         if not changes:
             return None
         case = _revised(case, audit, **changes)
@@ -330,13 +336,15 @@ class Escalator:
             missed = "acknowledge" if waiting and deadline == case.acknowledge_by else "dispose"
             reason = f"{missed} deadline missed at {case.tier.value} {case.area_name}"
             effects.missed.append((case.tier, missed))
+            counted = f"{missed}_breaches"
+            missed_one = {"breaches": case.breaches + 1, counted: getattr(case, counted) + 1}
             up = case.tier.up()
             if up is None:  # nowhere to climb: record the breach, stop that clock
                 stopped: dict[str, Any] = {"acknowledge_by": None}
                 if missed == "dispose":
                     stopped["dispose_by"] = None
                 entry = _note(case, deadline, "breached", reason)
-                case = _revised(case, [entry], breaches=case.breaches + 1, **stopped)
+                case = _revised(case, [entry], **missed_one, **stopped)
             else:
                 case = self._move(
                     case,
@@ -344,7 +352,7 @@ class Escalator:
                     self.parent(case.area) or case.area,
                     deadline,
                     reason,
-                    breaches=case.breaches + 1,
+                    **missed_one,
                     escalations=case.escalations + 1,
                 )
                 effects.orders += self._handover(case)
