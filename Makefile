@@ -17,13 +17,20 @@ run: install ## run the product: local Kafka broker (unless CITYOPS_BROKER_URL) 
 test: install lint typecheck ## everything CI checks: lint, types, unit and integration tests
 	$(BIN)/pytest
 
-system-deps: ## install Java 17 and Maven with apt-get when they are missing
-	@if command -v java >/dev/null && command -v mvn >/dev/null; then exit 0; fi; \
+# Java and Maven run the local broker; Prometheus's promtool and server check the metrics and
+# alert rules in the tests.
+SYSTEM_TOOLS := java mvn prometheus promtool
+SYSTEM_PACKAGES := openjdk-17-jre-headless maven prometheus
+
+system-deps: ## install Java 17, Maven and Prometheus with apt-get when they are missing
+	@missing=""; for tool in $(SYSTEM_TOOLS); do command -v $$tool >/dev/null || missing="$$missing $$tool"; done; \
+	if [ -z "$$missing" ]; then exit 0; fi; \
 	if [ "$$(id -u)" = 0 ] && command -v apt-get >/dev/null; then \
-		apt-get update -q && DEBIAN_FRONTEND=noninteractive apt-get install -y -q \
-			openjdk-17-jre-headless maven; \
+		echo "installing$$missing with apt-get"; \
+		apt-get update -q && DEBIAN_FRONTEND=noninteractive apt-get install -y -q --no-install-recommends \
+			$(SYSTEM_PACKAGES); \
 	else \
-		echo "cityops needs Java 17+ and Maven on PATH (Debian: apt-get install openjdk-17-jre-headless maven)" >&2; \
+		echo "cityops needs$$missing on PATH (Debian: apt-get install $(SYSTEM_PACKAGES))" >&2; \
 		exit 1; \
 	fi
 
