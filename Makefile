@@ -6,7 +6,7 @@ STAMP := $(VENV)/.installed-stamp
 
 .DEFAULT_GOAL := help
 .PHONY: help run test install system-deps lint format typecheck unit integration lock \
-        broker-start broker-stop broker-status bench-broker bench-ingest bench-geo geo-generate clean
+        broker-start broker-stop broker-status bench-broker bench-ingest bench-simulate bench-geo geo-generate clean
 
 help: ## list the commands
 	@grep -hE '^[a-z-]+:.*## ' $(MAKEFILE_LIST) | awk -F':.*## ' '{printf "  make %-14s %s\n", $$1, $$2}'
@@ -71,6 +71,9 @@ bench-broker: install ## measure the local broker: start/stop time and memory (J
 
 bench-ingest: install ## measure ingest on a real broker next to a plain aiokafka loop (JSON in bench-results/)
 	$(BIN)/python -m streams.ingest.bench
+
+bench-simulate: install ## measure the simulator: the 2025 fleet (33,000 devices), events/s generated and sent
+	$(BIN)/python -m streams.simulate.bench --sensors 20000 --cameras 13000 --minutes 10 --json bench-results/simulate.json
 
 bench-geo: install ## measure the grid locator: points/s batched and single, build time, memory
 	$(BIN)/python -m geo.bench

@@ -196,6 +196,15 @@ class Settings(BaseSettings):
     """On the wall clock, how often each worker checks the deadlines of its incidents.
     ``CITYOPS_TICK_INTERVAL_S``"""
 
+    # --- simulation (cityops run) ----------------------------------------------------------
+    run_simulator: bool | None = None
+    """Whether ``cityops run`` also runs ``cityops simulate`` to feed the worker; unset: only on
+    the embedded local broker (a demo), never against a configured cluster.
+    ``CITYOPS_RUN_SIMULATOR``"""
+    simulator_scenarios: str = "dongjiang-flood@60"
+    """Scenarios ``cityops run``'s simulator injects, ``NAME@SECONDS`` separated by commas.
+    ``CITYOPS_SIMULATOR_SCENARIOS``"""
+
     # --- indicators ------------------------------------------------------------------------
     indicators_interval_s: float = Field(default=5.0, gt=0, le=3600)
     """How often indicators are published on ``screens.indicators`` for the city, every county

@@ -73,6 +73,34 @@ def _say(message: str) -> None:
         print(message, flush=True)
 
 
+def _start_simulator(settings: Settings) -> subprocess.Popen[bytes] | None:
+    """In a demo (the local broker, unless told otherwise), feed the worker simulated traffic."""
+    wanted = settings.run_simulator
+    if wanted is None:
+        wanted = settings.embedded_broker
+    if not wanted:
+        return None
+    scenarios = [name.strip() for name in settings.simulator_scenarios.split(",") if name.strip()]
+    log_path = settings.data_dir / "simulate.log"
+    log_path.parent.mkdir(parents=True, exist_ok=True)
+    arguments = [arg for name in scenarios for arg in ("--scenario", name)]
+    with log_path.open("ab") as log:
+        simulator = subprocess.Popen(  # noqa: S603 - our own command, scenario names as arguments
+            [sys.executable, "-m", "streams.cli", "simulate", *arguments],
+            stdout=log,
+            stderr=log,
+            stdin=subprocess.DEVNULL,
+            start_new_session=True,
+            preexec_fn=_stop_with_parent,  # noqa: PLW1509 - set before any thread is started
+        )
+    _say(
+        "simulating Heyuan's devices (1,800 sensors, 1,200 cameras) in real time"
+        + (f"; scenarios {', '.join(scenarios)}" if scenarios else "")
+        + f"; its log: {log_path} (CITYOPS_RUN_SIMULATOR=false turns it off)"
+    )
+    return simulator
+
+
 def run_product(settings: Settings) -> int:
     """Run the product: the local broker (when none is configured) and a worker.
 
@@ -102,10 +130,13 @@ def run_product(settings: Settings) -> int:
         start_new_session=True,
         preexec_fn=_stop_with_parent,  # noqa: PLW1509 - set before any thread is started
     )
+    simulator = _start_simulator(settings)
     try:
         while worker.poll() is None and not stop_requested:
             with contextlib.suppress(subprocess.TimeoutExpired):
                 worker.wait(timeout=0.2)
+        if simulator is not None and simulator.poll() is None:
+            simulator.send_signal(signal.SIGTERM)
         if worker.poll() is None:
             _say("stopping the worker …")
             worker.send_signal(signal.SIGTERM)
@@ -117,9 +148,10 @@ def run_product(settings: Settings) -> int:
     finally:
         for sig, handler in previous.items():
             signal.signal(sig, handler)
-        if worker.poll() is None:  # an error above left it running
-            worker.kill()
-            worker.wait()
+        for process in (worker, simulator):
+            if process is not None and process.poll() is None:  # an error above left it running
+                process.kill()
+                process.wait()
         if broker is not None and started_broker:
             _say("stopping the local broker …")
             broker.stop()

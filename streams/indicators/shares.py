@@ -40,6 +40,7 @@ __all__ = [
     "device_shares",
     "indicators",
     "registered_devices",
+    "stage_times",
 ]
 
 SEP = "|"
@@ -63,7 +64,7 @@ def _areas(case: Case, city: str, parent: Callable[[str], str | None]) -> set[st
     return areas
 
 
-def _stage_times(case: Case) -> dict[str, float]:
+def stage_times(case: Case) -> dict[str, float]:
     """Seconds of each closed-loop stage the case went through."""
     times = {LoopStage.DISCOVER.value: (case.audit[0].at - case.detected_at).total_seconds()}
     if case.acknowledged_at is not None:
@@ -114,7 +115,7 @@ def case_shares(
                     _add(share, "n", "dispose_ok")
             if case.escalations:
                 _add(share, "n", "escalated")
-            for stage, seconds in _stage_times(case).items():
+            for stage, seconds in stage_times(case).items():
                 _add(share, "stage_sum", stage, seconds)
                 _add(share, "stage_n", stage)
     return shares

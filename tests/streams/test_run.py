@@ -12,7 +12,15 @@ import pytest
 from schemas import DeadLetter
 from streams.ports import port_is_free
 from tests.conftest import free_port
-from tests.helpers import consume, process_gone, produce, start_cli, stop, wait_for_topics
+from tests.helpers import (
+    consume,
+    consume_until,
+    process_gone,
+    produce,
+    start_cli,
+    stop,
+    wait_for_topics,
+)
 
 pytestmark = pytest.mark.integration
 
@@ -52,12 +60,21 @@ def test_run_starts_broker_and_worker_and_ctrl_c_stops_both(
             wait_for_topics(bootstrap, [f"{prefix}sensor.readings", f"{prefix}events.located"])
             produce(bootstrap, f"{prefix}sensor.readings", [(b"d1", b"reading")])
             assert_turned_away(bootstrap, prefix, b"d1", b"reading")
+            # The simulator feeds the worker: its fleet's readings come out located.
+            fed = consume_until(
+                bootstrap,
+                f"{prefix}events.located",
+                lambda got: any(b'"device_id":"sim-' in value for _, value in got),
+                timeout=90,
+            )
         finally:
             code = stop(run, signal.SIGINT, timeout=120)
     output = log_path.read_text()
     assert code == 0, output[-3000:]
     assert "stopping the worker" in output
     assert "stopping the local broker" in output
+    assert "simulating Heyuan's devices" in output
+    assert any(b'"device_id":"sim-' in value for _, value in fed)
     assert process_gone(broker_pid)
     assert not pid_file.exists()
     assert port_is_free(port)
