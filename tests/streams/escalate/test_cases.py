@@ -6,7 +6,6 @@ from typing import Any
 
 import pytest
 
-from geo import Hierarchy
 from schemas.cases import (
     Action,
     Case,
@@ -17,7 +16,6 @@ from schemas.cases import (
     Tier,
 )
 from streams.escalate.cases import Escalator
-from streams.escalate.policy import DEFAULT_POLICY, load_policy
 from tests.streams.escalate.scene import (
     CITY,
     COUNTY,
@@ -29,16 +27,6 @@ from tests.streams.escalate.scene import (
     command,
     incident,
 )
-
-
-@pytest.fixture(scope="module")
-def escalator(heyuan: Hierarchy) -> Escalator:
-    return Escalator(
-        load_policy(DEFAULT_POLICY),
-        names=heyuan.name,
-        parent=lambda code: heyuan.unit(code).parent,
-        city=heyuan.city.code,
-    )
 
 
 def opened(escalator: Escalator, severity: str = "III", **kwargs: Any) -> Case:

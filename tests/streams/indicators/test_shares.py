@@ -10,12 +10,11 @@ from zoneinfo import ZoneInfo
 import orjson
 import pytest
 
-from geo import GridIndex, Hierarchy
+from geo import GridIndex
 from schemas import Device
 from schemas.cases import Action, Case, IncidentCommand, Tier
 from schemas.indicators import AreaLevel, Indicators, LoopStage
 from streams.escalate.cases import Escalator
-from streams.escalate.policy import DEFAULT_POLICY, load_policy
 from streams.indicators.shares import (
     EventRates,
     Shares,
@@ -28,16 +27,6 @@ from tests.streams.escalate.scene import CITY, COUNTY, T0, at, command, incident
 
 TZ = ZoneInfo("Asia/Shanghai")
 TOWN_A, TOWN_B = "441602001", "441602006"  # 上城街道, 城东街道 (源城区)
-
-
-@pytest.fixture(scope="module")
-def escalator(heyuan: Hierarchy) -> Escalator:
-    return Escalator(
-        load_policy(DEFAULT_POLICY),
-        names=heyuan.name,
-        parent=lambda code: heyuan.unit(code).parent,
-        city=heyuan.city.code,
-    )
 
 
 def act(escalator: Escalator, case: Case, *commands: IncidentCommand) -> Case:

@@ -14,7 +14,6 @@ from geo import GridIndex, Hierarchy
 from schemas import Device, Incident, SensorReading, VideoEvent
 from schemas.cases import Case, Stage
 from streams.escalate.cases import Escalator
-from streams.escalate.policy import DEFAULT_POLICY, load_policy
 from streams.simulate.drill import evaluate
 from streams.simulate.engine import parse_injection
 from streams.simulate.scenario import ScenarioError, load_scenario, scenario_names
@@ -91,16 +90,6 @@ def test_a_scenario_file_with_a_mistake_is_refused_with_its_place(tmp_path: Path
     with pytest.raises(ScenarioError, match=r"no scenario 'nope'; the shipped ones are"):
         load_scenario("nope")
     assert parse_injection("zijin-forest-fire@90").after_s == 90
-
-
-@pytest.fixture(scope="module")
-def escalator(heyuan: Hierarchy) -> Escalator:
-    return Escalator(
-        load_policy(DEFAULT_POLICY),
-        names=heyuan.name,
-        parent=lambda code: heyuan.unit(code).parent,
-        city=heyuan.city.code,
-    )
 
 
 def fire_incident(opened_after_s: float) -> Incident:
