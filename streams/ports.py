@@ -6,7 +6,7 @@ import contextlib
 import socket
 from pathlib import Path
 
-__all__ = ["describe_listener", "port_is_free"]
+__all__ = ["describe_listener", "free_port", "port_is_free"]
 
 
 def port_is_free(port: int, host: str = "127.0.0.1") -> bool:
@@ -22,6 +22,13 @@ def port_is_free(port: int, host: str = "127.0.0.1") -> bool:
         except OSError:
             return False
     return True
+
+
+def free_port(host: str = "127.0.0.1") -> int:
+    """Return a TCP port on ``host`` that nothing listens on right now."""
+    with socket.socket() as sock:
+        sock.bind((host, 0))
+        return int(sock.getsockname()[1])
 
 
 def describe_listener(port: int) -> str:

@@ -12,7 +12,6 @@ import argparse
 import json
 import os
 import platform
-import socket
 import statistics
 import tempfile
 import time
@@ -20,17 +19,12 @@ from pathlib import Path
 
 from streams.broker.jars import kafka_version, resolve_jars
 from streams.broker.local import LocalBroker
+from streams.ports import free_port
 from streams.settings import Settings
 
 # RSS right after "ready" understates a broker that has served traffic; a few seconds later
 # the JIT and the group coordinator have settled.
 _SETTLE_S = 10.0
-
-
-def _free_port() -> int:
-    with socket.socket() as sock:
-        sock.bind(("127.0.0.1", 0))
-        return int(sock.getsockname()[1])
 
 
 def _one_run(settings: Settings) -> dict[str, float]:
@@ -72,8 +66,8 @@ def main() -> None:
                 update={
                     "broker_url": None,
                     "data_dir": Path(data_dir),
-                    "local_broker_port": _free_port(),
-                    "local_controller_port": _free_port(),
+                    "local_broker_port": free_port(),
+                    "local_controller_port": free_port(),
                 }
             )
             runs.append(_one_run(settings))

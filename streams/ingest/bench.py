@@ -30,7 +30,6 @@ import os
 import platform
 import random
 import signal
-import socket
 import subprocess
 import sys
 import tempfile
@@ -50,6 +49,7 @@ from prometheus_client.parser import text_string_to_metric_families
 import geo
 from schemas import Datum, Device, DeviceType, Position, SensorKind
 from streams.broker.local import LocalBroker
+from streams.ports import free_port
 from streams.settings import Settings
 from streams.topics import aiokafka_config, ensure_topics, partitions_of
 
@@ -247,7 +247,7 @@ def main() -> None:
     with tempfile.TemporaryDirectory(prefix="cityops-bench-") as tmp:
         broker = None
         if base.embedded_broker:
-            ports = [_free_port() for _ in range(2)]
+            ports = [free_port() for _ in range(2)]
             base = base.model_copy(
                 update={
                     "data_dir": Path(tmp) / "data",
@@ -349,7 +349,7 @@ async def _stage(
         update={
             "topic_prefix": f"bench-{run}.",
             "app_id": f"bench-{run}",
-            "web_port": _free_port(),
+            "web_port": free_port(),
             "store": "memory",
             "data_dir": data_dir,
         }
@@ -500,12 +500,6 @@ def _peak_rss_mib(pid: int) -> float:
         if line.startswith("VmHWM:"):
             return int(line.split()[1]) / 1024
     return float("nan")
-
-
-def _free_port() -> int:
-    with socket.socket() as sock:
-        sock.bind(("127.0.0.1", 0))
-        return int(sock.getsockname()[1])
 
 
 if __name__ == "__main__":

@@ -26,7 +26,6 @@ import json
 import os
 import platform
 import resource
-import socket
 import tempfile
 import time
 import uuid
@@ -37,6 +36,7 @@ from typing import Any
 import geo
 from schemas import Device, DeviceType
 from streams.broker.local import LocalBroker
+from streams.ports import free_port
 from streams.settings import Settings
 from streams.simulate.background import Background
 from streams.simulate.fleet import build_fleet, registrations
@@ -68,8 +68,8 @@ def main() -> None:
             base = base.model_copy(
                 update={
                     "data_dir": Path(tmp) / "data",
-                    "local_broker_port": _free_port(),
-                    "local_controller_port": _free_port(),
+                    "local_broker_port": free_port(),
+                    "local_controller_port": free_port(),
                 }
             )
             broker = LocalBroker(base)
@@ -194,12 +194,6 @@ def _delete(settings: Settings) -> None:
         admin.delete_topics([settings.topic(name) for name in _TOPICS])
     finally:
         admin.close()
-
-
-def _free_port() -> int:
-    with socket.socket() as sock:
-        sock.bind(("127.0.0.1", 0))
-        return int(sock.getsockname()[1])
 
 
 if __name__ == "__main__":

@@ -47,7 +47,7 @@ from schemas.cases import Action, Case, IncidentCommand, Stage
 from streams.broker import LocalBroker
 from streams.exceptions import StreamsError
 from streams.indicators.shares import stage_times
-from streams.ports import port_is_free
+from streams.ports import free_port, port_is_free
 from streams.settings import Settings
 from streams.simulate.records import Outgoing
 from streams.simulate.scenario import Expectation, Scenario
@@ -153,13 +153,7 @@ def _drill_settings(settings: Settings, scenario: Scenario, run: str, tmp: Path)
 
 
 def _free_port(preferred: int) -> int:
-    if port_is_free(preferred, "127.0.0.1"):
-        return preferred
-    import socket  # noqa: PLC0415
-
-    with socket.socket() as sock:
-        sock.bind(("127.0.0.1", 0))
-        return int(sock.getsockname()[1])
+    return preferred if port_is_free(preferred, "127.0.0.1") else free_port()
 
 
 async def _drill(

@@ -6,7 +6,8 @@ from datetime import UTC, datetime, timedelta
 from typing import Any
 
 from schemas import Category, Incident
-from schemas.cases import Action, IncidentCommand, Tier
+from schemas.cases import Action, Case, IncidentCommand, Tier
+from streams.escalate.cases import Escalator
 
 T0 = datetime(2026, 7, 1, 8, 0, tzinfo=UTC)
 TOWN, TOWN2 = "441602001", "441602002"  # 上城街道 and its neighbour, 源城区
@@ -103,3 +104,13 @@ def command(
         at=at(seconds),
         **extra,
     )
+
+
+def act(escalator: Escalator, case: Case, *commands: IncidentCommand) -> Case:
+    """Apply ``commands`` in turn; each must apply."""
+    for item in commands:
+        effects = escalator.on_command(case, item, item.at)
+        assert effects.rejection is None, effects.rejection
+        assert effects.case is not None
+        case = effects.case
+    return case

@@ -9,7 +9,6 @@ import pytest
 from schemas.cases import (
     Action,
     Case,
-    IncidentCommand,
     OrderKind,
     RejectionReason,
     Stage,
@@ -23,6 +22,7 @@ from tests.streams.escalate.scene import (
     T0,
     TOWN,
     TOWN2,
+    act,
     at,
     command,
     incident,
@@ -33,15 +33,6 @@ def opened(escalator: Escalator, severity: str = "III", **kwargs: Any) -> Case:
     effects = escalator.on_incident(None, incident(severity, **kwargs), T0)
     assert effects.case is not None
     return effects.case
-
-
-def act(escalator: Escalator, case: Case, *commands: IncidentCommand) -> Case:
-    for item in commands:
-        effects = escalator.on_command(case, item, item.at)
-        assert effects.rejection is None, effects.rejection
-        assert effects.case is not None
-        case = effects.case
-    return case
 
 
 def test_a_level_iii_incident_in_one_town_is_dispatched_to_that_town(escalator: Escalator) -> None:

@@ -12,7 +12,7 @@ import pytest
 
 from geo import GridIndex
 from schemas import Device
-from schemas.cases import Action, Case, IncidentCommand, Tier
+from schemas.cases import Action, Case, Tier
 from schemas.indicators import AreaLevel, Indicators, LoopStage
 from streams.escalate.cases import Escalator
 from streams.indicators.shares import (
@@ -23,19 +23,10 @@ from streams.indicators.shares import (
     indicators,
     registered_devices,
 )
-from tests.streams.escalate.scene import CITY, COUNTY, T0, at, command, incident
+from tests.streams.escalate.scene import CITY, COUNTY, T0, act, at, command, incident
 
 TZ = ZoneInfo("Asia/Shanghai")
 TOWN_A, TOWN_B = "441602001", "441602006"  # 上城街道, 城东街道 (源城区)
-
-
-def act(escalator: Escalator, case: Case, *commands: IncidentCommand) -> Case:
-    for item in commands:
-        effects = escalator.on_command(case, item, item.at)
-        assert effects.rejection is None, effects.rejection
-        assert effects.case is not None
-        case = effects.case
-    return case
 
 
 def opened(escalator: Escalator, incident_id: str, town: str, seconds: float = 30) -> Case:
