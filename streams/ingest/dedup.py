@@ -45,6 +45,10 @@ class SeenEvents:
         self._sets: dict[int, set[str]] = {}
         self._newest = -(2**62)
 
+    def clear(self) -> None:
+        """Forget every key."""
+        self._sets.clear()
+
     def __len__(self) -> int:
         return sum(len(keys) for keys in self._sets.values())
 

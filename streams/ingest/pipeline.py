@@ -152,8 +152,10 @@ class Ingest:
         self.limits = limits or Limits()
         self.metrics = metrics
         self.seen = SeenEvents(self.limits.dedup_horizon_s)
-        self.done: set[tuple[str, int, int]] = set()
-        """Records already dead-lettered before a restart (filled by recovery)."""
+        self.done = SeenEvents(self.limits.dedup_horizon_s)
+        """Records already dead-lettered, by source ``topic/partition/offset``: before a restart
+        (filled by recovery) and by this process, so that a record delivered again is not
+        dead-lettered twice (a malformed record has no id to recognise it by)."""
         self._cells = self._cell_table()
         self._counts: Counter[tuple[str, str]] = Counter()
         self._reasons: Counter[tuple[str, str]] = Counter()
@@ -172,7 +174,7 @@ class Ingest:
         at: float,
     ) -> None:
         """Note that the record at ``source`` was dead-lettered at ``at`` before a restart."""
-        self.done.add(source)
+        self.done.add(_source_key(*source), at)
         if reason in AFTER_DEDUP and device_id and event_id:
             self.seen.add(f"{device_id}/{event_id}", at)
 
@@ -193,7 +195,7 @@ class Ingest:
             try:
                 item = self._admit(record, now_s, earliest, latest)
             except Rejected as exc:
-                result.dead_letters.append(self.dead_letter(record, exc, at))
+                result.dead_letters.append(self.dead_letter(record, exc, at, now_s))
                 continue
             if item is None:
                 result.duplicates += 1
@@ -210,7 +212,7 @@ class Ingest:
         self, record: Record, now_s: float, earliest: datetime, latest: datetime
     ) -> _Pending | None:
         raw = record.value
-        if (record.topic, record.partition, record.offset) in self.done:
+        if _source_key(record.topic, record.partition, record.offset) in self.done:
             return None
         if not raw:
             raise Rejected(DeadLetterReason.MALFORMED_JSON, "empty record")
@@ -303,7 +305,7 @@ class Ingest:
                     event_id=item.event.event_id,
                     device_id=item.device_id,
                 )
-                result.dead_letters.append(self.dead_letter(record, exc, at))
+                result.dead_letters.append(self.dead_letter(record, exc, at, now_s))
                 continue
             location, key = cells[cell]
             value = orjson.dumps(
@@ -357,8 +359,9 @@ class Ingest:
             rows.append((orjson.Fragment(orjson.dumps(location)), county.encode()))
         return rows
 
-    def dead_letter(self, record: Record, exc: Rejected, at: str) -> Message:
-        """Return the dead letter for ``record`` turned away with ``exc``, and count it."""
+    def dead_letter(self, record: Record, exc: Rejected, at: str, now_s: float) -> Message:
+        """Return the dead letter for ``record`` turned away with ``exc``, count and remember it."""
+        self.done.add(_source_key(record.topic, record.partition, record.offset), now_s)
         self._counts[(record.topic, Outcome.DEAD_LETTER)] += 1
         self._reasons[(record.topic, exc.reason.value)] += 1
         return dead_letter_message(record, exc, at)
@@ -405,3 +408,7 @@ def dead_letter_message(record: Record, exc: Rejected, at: str) -> Message:
         exc,
     )
     return Message(record.key, orjson.dumps(letter))
+
+
+def _source_key(topic: str, partition: int, offset: int) -> str:
+    return f"{topic}/{partition}/{offset}"

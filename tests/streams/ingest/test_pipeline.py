@@ -210,6 +210,17 @@ def test_a_retry_of_a_dead_lettered_event_is_a_duplicate(ingest: Ingest) -> None
     assert retry.dead_letters == []
 
 
+def test_a_malformed_record_delivered_again_to_the_same_worker_is_dead_lettered_once(
+    ingest: Ingest,
+) -> None:
+    # No id to recognise it by: its source offset is remembered instead, for the horizon.
+    record = Record(READINGS, 3, 11, b"k", b"{not json")
+    first = ingest.process([record], NOW)
+    again = ingest.process([record], NOW + timedelta(seconds=5))
+
+    assert (len(first.dead_letters), again.dead_letters, again.duplicates) == (1, [], 1)
+
+
 def test_recovery_turns_redelivered_records_into_duplicates(
     heyuan_index: GridIndex, registry: DeviceRegistry
 ) -> None:
