@@ -10,13 +10,24 @@ from __future__ import annotations
 import tomllib
 from typing import TypeVar
 
-from pydantic import BaseModel, ValidationError
+from pydantic import BaseModel, ConfigDict, ValidationError
 
 from schemas.exceptions import CityOpsError
 
-__all__ = ["parse_toml"]
+__all__ = ["DataModel", "parse_toml"]
 
 _M = TypeVar("_M", bound=BaseModel)
+
+
+class DataModel(BaseModel):
+    """The base of every model read from a data file (rules, policy, scenarios).
+
+    Unknown keys, infinities and NaN are mistakes to report; what was read does not change.
+    """
+
+    model_config = ConfigDict(
+        extra="forbid", frozen=True, allow_inf_nan=False, use_attribute_docstrings=True
+    )
 
 
 def parse_toml(

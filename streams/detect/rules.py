@@ -32,8 +32,6 @@ from pathlib import Path
 from typing import Annotated, Literal, Self
 
 from pydantic import (
-    BaseModel,
-    ConfigDict,
     Field,
     StringConstraints,
     model_validator,
@@ -41,7 +39,7 @@ from pydantic import (
 
 from schemas import UNITS, Category, RuleRef, SensorKind, Severity, VideoEventType
 from schemas.exceptions import CityOpsError
-from streams.datafile import parse_toml
+from streams.datafile import DataModel, parse_toml
 
 __all__ = [
     "DEFAULT_RULES",
@@ -68,11 +66,7 @@ class RulesError(CityOpsError):
     """A rules file that cannot be used; the rules in force stay."""
 
 
-class _Strict(BaseModel):
-    model_config = ConfigDict(extra="forbid", frozen=True, allow_inf_nan=False)
-
-
-class _Rule(_Strict):
+class _Rule(DataModel):
     id: _RuleId
     """Unique in the file; incidents name it."""
     version: int = Field(ge=1)
@@ -94,7 +88,7 @@ class _Raises(_Rule):
     """The GB/T 30428 事件 class (大类/小类), where one fits."""
 
 
-class Level(_Strict):
+class Level(DataModel):
     """One severity level of a threshold rule."""
 
     severity: Severity
@@ -189,7 +183,7 @@ class AbsenceRule(_Rule):
     severity: Severity = Severity.IV
 
 
-class QualityRule(_Strict):
+class QualityRule(DataModel):
     """What makes a reading unusable for detection (flagged and counted, not an incident)."""
 
     stuck_after: int = Field(default=10, ge=2, le=10_000)
@@ -208,7 +202,7 @@ class QualityRule(_Strict):
         return self
 
 
-class RuleSet(_Strict):
+class RuleSet(DataModel):
     """Everything detection decides by, as loaded from one file."""
 
     version: Annotated[str, StringConstraints(min_length=1, max_length=64)]

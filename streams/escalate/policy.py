@@ -11,12 +11,12 @@ from __future__ import annotations
 from pathlib import Path
 from typing import Annotated, Self
 
-from pydantic import BaseModel, ConfigDict, Field, StringConstraints, model_validator
+from pydantic import Field, StringConstraints, model_validator
 
 from schemas import Category, Severity
 from schemas.cases import Tier
 from schemas.exceptions import CityOpsError
-from streams.datafile import parse_toml
+from streams.datafile import DataModel, parse_toml
 
 __all__ = ["DEFAULT_POLICY", "Deadlines", "Policy", "PolicyError", "SeverityPolicy", "load_policy"]
 
@@ -31,11 +31,7 @@ class PolicyError(CityOpsError):
     """A policy file that cannot be used."""
 
 
-class _Strict(BaseModel):
-    model_config = ConfigDict(extra="forbid", frozen=True, allow_inf_nan=False)
-
-
-class Deadlines(_Strict):
+class Deadlines(DataModel):
     """The deadlines at one tier, counted from the moment the tier receives the incident."""
 
     acknowledge_s: _Seconds
@@ -50,7 +46,7 @@ class Deadlines(_Strict):
         return self
 
 
-class SeverityPolicy(_Strict):
+class SeverityPolicy(DataModel):
     """How incidents of one severity are owned and timed."""
 
     first_tier: Tier
@@ -71,7 +67,7 @@ class SeverityPolicy(_Strict):
         return self
 
 
-class Policy(_Strict):
+class Policy(DataModel):
     """Everything escalation decides by, as loaded from one file."""
 
     version: Annotated[str, StringConstraints(min_length=1, max_length=64)]

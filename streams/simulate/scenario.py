@@ -17,7 +17,7 @@ from pathlib import Path
 from typing import Annotated, Self
 
 import orjson
-from pydantic import BaseModel, ConfigDict, Field, StringConstraints, model_validator
+from pydantic import Field, StringConstraints, model_validator
 
 import geo
 from schemas import (
@@ -33,7 +33,7 @@ from schemas import (
 )
 from schemas.cases import Tier
 from schemas.exceptions import CityOpsError
-from streams.datafile import parse_toml
+from streams.datafile import DataModel, parse_toml
 from streams.simulate.records import Outgoing
 
 __all__ = [
@@ -61,11 +61,7 @@ class ScenarioError(CityOpsError):
     """A scenario file that cannot be used, or a scenario name that is not shipped."""
 
 
-class _Strict(BaseModel):
-    model_config = ConfigDict(extra="forbid", frozen=True, use_attribute_docstrings=True)
-
-
-class DeviceGroup(_Strict):
+class DeviceGroup(DataModel):
     """Devices the scenario brings, registered when it starts, placed in ``town``."""
 
     id: _Id
@@ -92,7 +88,7 @@ class DeviceGroup(_Strict):
         return [f"{self.id}-{n}" for n in range(1, self.count + 1)]
 
 
-class Readings(_Strict):
+class Readings(DataModel):
     """What every sensor of a group reports: ``values`` in turn, every ``every_s``."""
 
     devices: _Id
@@ -107,12 +103,6 @@ class Readings(_Strict):
     spread: float = Field(default=0.0, ge=0)
     """Device ``n`` (from 0) reports ``value + n * spread``: gauges on one river differ."""
 
-    @model_validator(mode="after")
-    def _finite(self) -> Self:
-        if not all(math.isfinite(value) for value in self.values):
-            raise ValueError("values must be finite numbers")
-        return self
-
     def times(self) -> list[float]:
         """Return the seconds of each report after the start."""
         end = (
@@ -124,7 +114,7 @@ class Readings(_Strict):
         return [self.from_s + step * self.every_s for step in range(count)]
 
 
-class Sightings(_Strict):
+class Sightings(DataModel):
     """Video events of one camera at the given seconds."""
 
     camera: Annotated[str, StringConstraints(pattern=r"^[a-z0-9][a-z0-9-]{0,47}-[0-9]+$")]
@@ -134,7 +124,7 @@ class Sightings(_Strict):
     confidence: float = Field(ge=0, le=1)
 
 
-class Response(_Strict):
+class Response(DataModel):
     """How the department that holds an incident of ``category`` answers, in a drill.
 
     Times are seconds after the incident's case was opened; each step is skipped when unset.
@@ -147,7 +137,7 @@ class Response(_Strict):
     """Verified and closed then (the verification a minute before)."""
 
 
-class Expectation(_Strict):
+class Expectation(DataModel):
     """Incidents the scenario should produce, and what should become of them."""
 
     category: Category
@@ -171,7 +161,7 @@ class Expectation(_Strict):
     """Whether its case is closed at the end of the drill."""
 
 
-class Scenario(_Strict):
+class Scenario(DataModel):
     """One scenario file."""
 
     id: _Id
