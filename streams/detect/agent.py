@@ -97,6 +97,7 @@ def register_detection(app: CityOpsApp) -> None:
                 sent: list[Incident] = []
                 dead: list[Message] = []
                 last_of_county: dict[str, EventT[bytes]] = {}
+                towns: Counter[tuple[int, str]] = Counter()
                 for event in events:
                     message = event.message
                     if message.partition not in loaded:
@@ -107,16 +108,12 @@ def register_detection(app: CityOpsApp) -> None:
                         continue
                     outcome = detector.apply(located, message.offset)
                     _account(app, located, outcome, event, dead)
+                    _time_incidents(app, outcome.incidents)
                     sent += outcome.incidents
                     last_of_county[located.location.county] = event
-                    rates.add(message.partition, located.location.town, time.time())
-                state: dict[int, list[Message]] = {}
-                for county, event in last_of_county.items():
-                    changes = detector.changes(county)
-                    state.setdefault(event.message.partition, []).extend(
-                        _write(table, event, county, changes)
-                    )
-                for partition, records in state.items():
+                    towns[(message.partition, located.location.town)] += 1
+                rates.add(towns, time.time())
+                for partition, records in _changes(table, detector, last_of_county).items():
                     await send_batched(
                         app, changelog, records, partition=partition, on_delivered=persisted
                     )
@@ -144,6 +141,20 @@ def register_detection(app: CityOpsApp) -> None:
         for county in list(app.detector.counties):
             if partition_for(county.encode(), partitions) in gone:
                 app.detector.drop(county)
+
+
+def _changes(
+    table: Any, detector: Detector, last_of_county: dict[str, EventT[bytes]]
+) -> dict[int, list[Message]]:
+    """Write each county's changes into the table's store; return its changelog records.
+
+    By partition: the county's last event of the batch places them.
+    """
+    state: dict[int, list[Message]] = {}
+    for county, event in last_of_county.items():
+        changes = detector.changes(county)
+        state.setdefault(event.message.partition, []).extend(_write(table, event, county, changes))
+    return state
 
 
 def _share_devices(app: CityOpsApp, loaded: set[int], rates: EventRates) -> None:
@@ -299,7 +310,6 @@ def _account(
     dead: list[Message],
 ) -> None:
     metrics = app.metrics
-    _time_incidents(app, outcome.incidents)
     if outcome.replayed:
         metrics.detection_events.labels(outcome="replayed").inc()
     elif outcome.late:
@@ -405,6 +415,8 @@ def _now() -> str:
 
 def _time_incidents(app: CityOpsApp, incidents: list[Incident]) -> None:
     """Observe, for each incident update, the time since its latest evidence was observed."""
+    if not incidents:  # most events change no incident: no clock read for them
+        return
     now = datetime.now(UTC)
     for incident in incidents:
         age = (now - incident.last_evidence.observed_at).total_seconds()

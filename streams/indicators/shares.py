@@ -151,15 +151,15 @@ class EventRates:
     def __init__(self) -> None:
         self._buckets: dict[int, Counter[tuple[int, str]]] = {}
 
-    def add(self, partition: int, town: str, now: float) -> None:
-        """Count one event of ``town`` read from ``partition`` at ``now`` (epoch seconds)."""
+    def add(self, counts: Counter[tuple[int, str]], now: float) -> None:
+        """Count a batch's events, by ``(partition, town)``, read at ``now`` (epoch seconds)."""
         bucket = int(now) // _BUCKET_S
-        counts = self._buckets.get(bucket)
-        if counts is None:
-            counts = self._buckets[bucket] = Counter()
+        held = self._buckets.get(bucket)
+        if held is None:
+            held = self._buckets[bucket] = Counter()
             for old in [b for b in self._buckets if b * _BUCKET_S < now - 2 * EVENT_WINDOW_S]:
                 del self._buckets[old]
-        counts[(partition, town)] += 1
+        held.update(counts)
 
     def last_minute(self, partition: int, now: float) -> Counter[str]:
         """Return the events of ``partition`` by town in the last full minute before ``now``.

@@ -17,6 +17,8 @@ a horizon of minutes covers every redelivery.
 
 from __future__ import annotations
 
+from collections.abc import Hashable
+
 __all__ = ["SeenEvents"]
 
 
@@ -42,7 +44,7 @@ class SeenEvents:
         self.horizon_s = horizon_s
         self._slot_s = horizon_s / slots
         self._slots = slots
-        self._sets: dict[int, set[str]] = {}
+        self._sets: dict[int, set[Hashable]] = {}
         self._newest = -(2**62)
 
     def clear(self) -> None:
@@ -52,10 +54,14 @@ class SeenEvents:
     def __len__(self) -> int:
         return sum(len(keys) for keys in self._sets.values())
 
+    def __bool__(self) -> bool:
+        # A slot exists only while it holds a key: this is O(1), unlike len().
+        return bool(self._sets)
+
     def __contains__(self, key: object) -> bool:
         return any(key in keys for keys in self._sets.values())
 
-    def add(self, key: str, now: float) -> bool:
+    def add(self, key: Hashable, now: float) -> bool:
         """Remember ``key`` at time ``now`` (seconds); return ``False`` if it was already known.
 
         ``now`` may go back a little (recovery remembers keys at the time they were first

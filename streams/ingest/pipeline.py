@@ -153,7 +153,7 @@ class Ingest:
         self.metrics = metrics
         self.seen = SeenEvents(self.limits.dedup_horizon_s)
         self.done = SeenEvents(self.limits.dedup_horizon_s)
-        """Records already dead-lettered, by source ``topic/partition/offset``: before a restart
+        """Records already dead-lettered, by source ``(topic, partition, offset)``: before a restart
         (filled by recovery) and by this process, so that a record delivered again is not
         dead-lettered twice (a malformed record has no id to recognise it by)."""
         self._cells = self._cell_table()
@@ -174,7 +174,7 @@ class Ingest:
         at: float,
     ) -> None:
         """Note that the record at ``source`` was dead-lettered at ``at`` before a restart."""
-        self.done.add(_source_key(*source), at)
+        self.done.add(source, at)
         if reason in AFTER_DEDUP and device_id and event_id:
             self.seen.add(f"{device_id}/{event_id}", at)
 
@@ -212,7 +212,7 @@ class Ingest:
         self, record: Record, now_s: float, earliest: datetime, latest: datetime
     ) -> _Pending | None:
         raw = record.value
-        if _source_key(record.topic, record.partition, record.offset) in self.done:
+        if self.done and (record.topic, record.partition, record.offset) in self.done:
             return None
         if not raw:
             raise Rejected(DeadLetterReason.MALFORMED_JSON, "empty record")
@@ -361,7 +361,7 @@ class Ingest:
 
     def dead_letter(self, record: Record, exc: Rejected, at: str, now_s: float) -> Message:
         """Return the dead letter for ``record`` turned away with ``exc``, count and remember it."""
-        self.done.add(_source_key(record.topic, record.partition, record.offset), now_s)
+        self.done.add((record.topic, record.partition, record.offset), now_s)
         self._counts[(record.topic, Outcome.DEAD_LETTER)] += 1
         self._reasons[(record.topic, exc.reason.value)] += 1
         return dead_letter_message(record, exc, at)
@@ -408,7 +408,3 @@ def dead_letter_message(record: Record, exc: Rejected, at: str) -> Message:
         exc,
     )
     return Message(record.key, orjson.dumps(letter))
-
-
-def _source_key(topic: str, partition: int, offset: int) -> str:
-    return f"{topic}/{partition}/{offset}"

@@ -4,6 +4,7 @@ added up per area, give the same numbers however the cases are split between par
 from __future__ import annotations
 
 import itertools
+from collections import Counter
 from datetime import UTC, timedelta
 from zoneinfo import ZoneInfo
 
@@ -169,8 +170,8 @@ def test_devices_online_and_event_rates_by_area(heyuan_index: GridIndex) -> None
     rates = EventRates()
     now = T0.timestamp()
     for second in range(90):  # 90 events in town A over 90 s: 60 of them in the last minute
-        rates.add(0, TOWN_A, now - 89 + second)
-    rates.add(1, TOWN_B, now)
+        rates.add(Counter({(0, TOWN_A): 1}), now - 89 + second)
+    rates.add(Counter({(1, TOWN_B): 1}), now)
     shares = device_shares(
         [(cell_a, True), (cell_a, False), (cell_b, True)],
         city=CITY,
