@@ -278,19 +278,33 @@ class Settings(BaseSettings):
         """Return the full names of all contract topics."""
         return [self.topic(name) for name in TopicNames.model_fields]
 
-    def masked(self) -> dict[str, str]:
-        """Return every setting as ``{ENV_VAR: value}`` with secrets masked, for display."""
+    def environment(self) -> dict[str, str]:
+        """Return every set setting as ``{ENV_VAR: value}``, secrets in clear.
+
+        What a child process needs to run with exactly these settings.
+        """
         out: dict[str, str] = {}
         for name, value in self.model_dump().items():
             if name == "topics":
                 for topic_name, topic in value.items():
                     out[f"{ENV_PREFIX}TOPICS__{topic_name.upper()}"] = str(topic)
                 continue
-            if isinstance(getattr(self, name), SecretStr):
-                shown = "**********"
-            elif value is None:
-                shown = ""
-            else:
-                shown = str(value)
-            out[f"{ENV_PREFIX}{name.upper()}"] = shown
+            field = getattr(self, name)
+            plain = field.get_secret_value() if isinstance(field, SecretStr) else value
+            if plain is not None:
+                out[f"{ENV_PREFIX}{name.upper()}"] = str(plain)
+        return out
+
+    def masked(self) -> dict[str, str]:
+        """Return every setting as ``{ENV_VAR: value}`` with secrets masked, for display."""
+        environment = self.environment()
+        out: dict[str, str] = {}
+        for name in type(self).model_fields:
+            if name == "topics":
+                topics = f"{ENV_PREFIX}TOPICS__"
+                out.update({k: v for k, v in environment.items() if k.startswith(topics)})
+                continue
+            key = f"{ENV_PREFIX}{name.upper()}"
+            secret = isinstance(getattr(self, name), SecretStr)
+            out[key] = "**********" if secret else environment.get(key, "")
         return out

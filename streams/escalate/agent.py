@@ -43,11 +43,10 @@ from schemas.cases import (
     Stage,
     Tier,
 )
-from schemas.indicators import LoopStage
 from streams.escalate.cases import CITYOPS, Effects, Escalator
 from streams.failstop import fail_stop
 from streams.indicators.agent import share_periodically
-from streams.indicators.shares import Share, case_shares
+from streams.indicators.shares import Share, case_shares, stage_times
 from streams.ingest.pipeline import Message
 from streams.produce import partition_for, send_batched
 
@@ -353,33 +352,16 @@ def _key(kind: str, name: str) -> bytes:
 
 
 def _time_stages(app: CityOpsApp, before: Case | None, after: Case) -> None:
-    """Observe each closed-loop stage that ``after`` ended, by the tier that held the case."""
-    ended: list[tuple[LoopStage, float]] = []
-    if before is None and after.stage is not Stage.MERGED:
-        ended.append(
-            (LoopStage.DISCOVER, (after.dispatched_at - after.detected_at).total_seconds())
-        )
-    was = before or after.model_copy(
-        update={"acknowledged_at": None, "resolved_at": None, "closed_at": None}
-    )
-    if after.acknowledged_at is not None and after.acknowledged_at != was.acknowledged_at:
-        ended.append(
-            (LoopStage.RESPOND, (after.acknowledged_at - after.dispatched_at).total_seconds())
-        )
-    if (
-        after.resolved_at is not None
-        and after.resolved_at != was.resolved_at
-        and after.acknowledged_at
-    ):
-        ended.append(
-            (LoopStage.DISPOSE, (after.resolved_at - after.acknowledged_at).total_seconds())
-        )
-    if after.closed_at is not None and after.closed_at != was.closed_at and after.resolved_at:
-        ended.append((LoopStage.FEEDBACK, (after.closed_at - after.resolved_at).total_seconds()))
-    for stage, seconds in ended:
-        app.metrics.loop_stage.labels(stage=stage.value, tier=after.tier.value).observe(
-            max(seconds, 0.0)
-        )
+    """Observe each closed-loop stage that ``after`` ended, by the tier that held the case.
+
+    A stage ended when its time is new or changed (acknowledged again after a reassignment).
+    """
+    if after.stage is Stage.MERGED:
+        return
+    earlier = stage_times(before) if before is not None else {}
+    for stage, seconds in stage_times(after).items():
+        if earlier.get(stage) != seconds:
+            app.metrics.loop_stage.labels(stage=stage, tier=after.tier.value).observe(seconds)
 
 
 def _open_cases(app: CityOpsApp, owned: dict[int, _Partition]) -> Counter[tuple[str, ...]]:

@@ -49,7 +49,12 @@ EVENT_WINDOW_S = 60
 _BUCKET_S = 5
 
 Share = dict[str, Any]
-"""One source's share of one area's numbers, as JSON."""
+"""One source's share of one area's numbers, as JSON: sections of counts (``open_sev``,
+``open_cat``, ``today``, ``stage_sum``, ``stage_n`` from cases; ``n`` from devices) and, for
+case shares, the ``day`` and time (``at``) they were taken on."""
+_STAMPS = ("day", "at")
+_DAILY = ("today", "stage_sum", "stage_n")
+"""Sections that count only on the day they were taken."""
 
 
 def _areas(case: Case, city: str, parent: Callable[[str], str | None]) -> set[str]:
@@ -104,17 +109,17 @@ def case_shares(
                 _add(share, "open_cat", case.category.value)
             if not today:
                 continue
-            _add(share, "n", "today")
+            _add(share, "today", "cases")
             if "acknowledge" in actions or case.acknowledge_breaches:
-                _add(share, "n", "ack_due")
+                _add(share, "today", "ack_due")
                 if not case.acknowledge_breaches:
-                    _add(share, "n", "ack_ok")
+                    _add(share, "today", "ack_ok")
             if "resolve" in actions or case.dispose_breaches:
-                _add(share, "n", "dispose_due")
+                _add(share, "today", "dispose_due")
                 if not case.dispose_breaches:
-                    _add(share, "n", "dispose_ok")
+                    _add(share, "today", "dispose_ok")
             if case.escalations:
-                _add(share, "n", "escalated")
+                _add(share, "today", "escalated")
             for stage, seconds in stage_times(case).items():
                 _add(share, "stage_sum", stage, seconds)
                 _add(share, "stage_n", stage)
@@ -260,14 +265,12 @@ def indicators(
     total: Share = {}
     for share in shares:
         current = share.get("day") in (None, day.isoformat())
-        for section in ("open_sev", "open_cat", "n", "stage_sum", "stage_n"):
-            for key, value in share.get(section, {}).items():
-                if section == "n" and not current and key not in ("online", "events"):
-                    continue
-                if section.startswith("stage") and not current:
-                    continue
+        for section, counts in share.items():
+            if section in _STAMPS or (section in _DAILY and not current):
+                continue
+            for key, value in counts.items():
                 _add(total, section, key, value)
-    n = total.get("n", {})
+    n, today = total.get("n", {}), total.get("today", {})
     open_sev = {level_: int(total.get("open_sev", {}).get(level_.value, 0)) for level_ in Severity}
     open_cat = {cat: int(total.get("open_cat", {}).get(cat.value, 0)) for cat in Category}
     stage_sum, stage_n = total.get("stage_sum", {}), total.get("stage_n", {})
@@ -281,10 +284,10 @@ def indicators(
         open_by_severity=open_sev,
         open_by_category=open_cat,
         open_total=sum(open_sev.values()),
-        incidents_today=int(n.get("today", 0)),
-        acknowledge_on_time=Rate.of(int(n.get("ack_ok", 0)), int(n.get("ack_due", 0))),
-        dispose_on_time=Rate.of(int(n.get("dispose_ok", 0)), int(n.get("dispose_due", 0))),
-        escalation=Rate.of(int(n.get("escalated", 0)), int(n.get("today", 0))),
+        incidents_today=int(today.get("cases", 0)),
+        acknowledge_on_time=Rate.of(int(today.get("ack_ok", 0)), int(today.get("ack_due", 0))),
+        dispose_on_time=Rate.of(int(today.get("dispose_ok", 0)), int(today.get("dispose_due", 0))),
+        escalation=Rate.of(int(today.get("escalated", 0)), int(today.get("cases", 0))),
         mean_stage_s={
             stage: (
                 round(stage_sum[stage.value] / stage_n[stage.value], 3)

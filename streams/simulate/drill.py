@@ -42,13 +42,13 @@ from aiokafka import AIOKafkaConsumer
 from prometheus_client.parser import text_string_to_metric_families
 
 import geo
-from schemas import Incident, IncidentStatus
+from schemas import Incident, IncidentStatus, Severity
 from schemas.cases import Action, Case, IncidentCommand, Stage
 from streams.broker import LocalBroker
 from streams.exceptions import StreamsError
 from streams.indicators.shares import stage_times
 from streams.ports import free_port, port_is_free
-from streams.settings import Settings
+from streams.settings import ENV_PREFIX, Settings
 from streams.simulate.records import Outgoing
 from streams.simulate.scenario import Expectation, Scenario
 from streams.simulate.send import Sender
@@ -235,33 +235,11 @@ async def _send_in_slices(
 
 @contextlib.contextmanager
 def _worker(settings: Settings, log: Any) -> Iterator[subprocess.Popen[bytes]]:
-    env = {name: value for name, value in os.environ.items() if not name.startswith("CITYOPS_")}
-    env.update(
-        {
-            "CITYOPS_BROKER_URL": settings.broker_url or "",
-            "CITYOPS_APP_ID": settings.app_id,
-            "CITYOPS_TOPIC_PREFIX": settings.topic_prefix,
-            "CITYOPS_TOPIC_PARTITIONS": str(settings.topic_partitions),
-            "CITYOPS_TOPIC_REPLICATION_FACTOR": str(settings.topic_replication_factor),
-            "CITYOPS_CLOCK": "event",
-            "CITYOPS_STORE": "memory",
-            "CITYOPS_DATA_DIR": str(settings.data_dir),
-            "CITYOPS_WEB_PORT": str(settings.web_port),
-            "CITYOPS_LOG_LEVEL": "warning",
-        }
-    )
-    for name in (
-        "security_protocol",
-        "sasl_mechanism",
-        "sasl_username",
-        "rules_file",
-        "policy_file",
-    ):
-        value = getattr(settings, name)
-        if value is not None:
-            env[f"CITYOPS_{name.upper()}"] = str(value)
-    if settings.sasl_password is not None:
-        env["CITYOPS_SASL_PASSWORD"] = settings.sasl_password.get_secret_value()
+    # Exactly the drill's settings (its group, prefix, clock, store, port and everything the
+    # operator set), not whatever CITYOPS_* this process inherited.
+    env = {name: value for name, value in os.environ.items() if not name.startswith(ENV_PREFIX)}
+    env.update(settings.environment())
+    env[f"{ENV_PREFIX}LOG_LEVEL"] = "warning"
     worker = subprocess.Popen(
         [sys.executable, "-m", "streams.cli", "worker"],
         env=env,
@@ -498,7 +476,7 @@ def _check(expect: Expectation, rows: list[dict[str, Any]]) -> dict[str, Any]:
         row
         for row in rows
         if row["category"] == expect.category.value
-        and _rank(row["severity"]) >= _rank(expect.severity.value)
+        and Severity(row["severity"]).rank >= expect.severity.rank
         and (expect.rule is None or row["rule"] == expect.rule)
         and (expect.county is None or expect.county in row["counties"])
         and set(expect.towns) <= set(row["towns"])
@@ -539,10 +517,6 @@ def _describe(expect: Expectation) -> str:
     if expect.closed is not None:
         parts.append("closed" if expect.closed else "open")
     return " ".join(parts)
-
-
-def _rank(severity: str) -> int:
-    return ["IV", "III", "II", "I"].index(severity)
 
 
 def _delete_topics(settings: Settings) -> None:

@@ -137,7 +137,7 @@ def test_an_incident_in_two_towns_counts_once_in_each_and_once_in_their_county(
     ).case
     assert case is not None
     shares = case_shares([case], city=CITY, parent=escalator.parent, now=at(60), tz=TZ)
-    assert {area: share["n"]["today"] for area, share in shares.items()} == {
+    assert {area: share["today"]["cases"] for area, share in shares.items()} == {
         TOWN_A: 1,
         TOWN_B: 1,
         COUNTY: 1,
