@@ -13,6 +13,8 @@ from aiokafka import AIOKafkaProducer
 from aiokafka.errors import KafkaError
 
 from streams.exceptions import StreamsError
+from streams.ingest.pipeline import Message
+from streams.produce import send_in_batches
 from streams.settings import Settings
 from streams.simulate.records import Outgoing, topic_for
 from streams.topics import aiokafka_config
@@ -40,7 +42,7 @@ class Sender:
             **aiokafka_config(self._settings),
             acks="all",
             linger_ms=20,
-            max_batch_size=512 * 1024,
+            max_batch_size=512 * 1024,  # send_in_batches fills batches up to this
             enable_idempotence=True,
         )
         try:
@@ -74,16 +76,15 @@ class Sender:
         return name
 
     async def send(self, records: Iterable[Outgoing]) -> None:
-        """Queue ``records`` in order (per key, Kafka keeps that order)."""
+        """Queue ``records``, in batches per topic and partition (per key, in order)."""
         if self._producer is None:
             raise RuntimeError("Sender is used outside 'async with'")
-        send = self._producer.send
+        by_topic: dict[str, list[Message]] = {}
         for record in records:
-            future = await send(self.topic(record.topic), record.value, key=record.key)
-            self._pending.append(future)
-            self.sent += 1
-        if len(self._pending) > 50_000:
-            await self.flush()
+            by_topic.setdefault(record.topic, []).append(Message(record.key, record.value))
+        for contract, messages in by_topic.items():
+            self._pending += await send_in_batches(self._producer, self.topic(contract), messages)
+            self.sent += len(messages)
 
     async def flush(self) -> None:
         """Wait until the broker has every record queued so far."""
